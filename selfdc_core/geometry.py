@@ -1,0 +1,179 @@
+"""Camera geometry shared by the datasets, the rosbag reader and the ROS node.
+
+Conventions (DESIGN.md): depth in metres, 0 = no measurement, camera optical frame
+z forward / x right / y down (REP 103), pixel (u, v) = (column, row) with integer
+coordinates at pixel centres.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "as_projection_matrix",
+    "crop_intrinsics",
+    "filter_occluded_points",
+    "flip_intrinsics",
+    "make_transform",
+    "project_points",
+    "resize_sparse_depth",
+    "scale_intrinsics",
+    "transform_points",
+]
+
+
+def make_transform(translation, rotation) -> np.ndarray:
+    """4x4 homogeneous transform from a translation (3,) and a rotation.
+
+    `rotation` is a quaternion (x, y, z, w), as in geometry_msgs, or a 3x3 matrix.
+    """
+    t = np.asarray(translation, dtype=np.float64).reshape(3)
+    r = np.asarray(rotation, dtype=np.float64)
+    if r.shape == (4,):
+        norm = np.linalg.norm(r)
+        if not np.isfinite(norm) or norm < 1e-9:
+            raise ValueError(f"rotation quaternion {r.tolist()} has zero or non-finite norm")
+        x, y, z, w = r / norm
+        r = np.array(
+            [
+                [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+            ]
+        )
+    elif r.shape != (3, 3):
+        raise ValueError(f"rotation must be a quaternion (x,y,z,w) or a 3x3 matrix, got shape {r.shape}")
+    T = np.eye(4)
+    T[:3, :3] = r
+    T[:3, 3] = t
+    return T
+
+
+def transform_points(points: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 transform to (N,3) points; returns float32 (N,3)."""
+    pts = np.asarray(points)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"points must have shape (N,3), got {pts.shape}")
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape != (4, 4):
+        raise ValueError(f"transform must be 4x4, got {T.shape}")
+    return (pts.astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+
+
+def as_projection_matrix(K: np.ndarray) -> np.ndarray:
+    """Accept a 3x3 intrinsic matrix K or a 3x4 projection matrix P; return 3x4."""
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape == (3, 3):
+        return np.hstack([K, np.zeros((3, 1))])
+    if K.shape == (3, 4):
+        return K
+    raise ValueError(f"intrinsics must be 3x3 (K) or 3x4 (P), got {K.shape}")
+
+
+def _zbuffer(lin_index: np.ndarray, depth: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Scatter depths to a flat pixel index; where several land on one pixel the nearest wins."""
+    buf = np.full(height * width, np.inf, dtype=np.float32)
+    np.minimum.at(buf, lin_index, depth.astype(np.float32, copy=False))
+    buf[np.isinf(buf)] = 0.0
+    return buf.reshape(height, width)
+
+
+def project_points(
+    points_cam: np.ndarray, K: np.ndarray, height: int, width: int, min_depth: float = 1e-3
+) -> np.ndarray:
+    """Project (N,3) points in the camera optical frame into an (H,W) float32 sparse depth map.
+
+    Points behind the camera (z <= min_depth), non-finite points and points outside the
+    image are dropped; when several points hit one pixel the nearest wins (z-buffer).
+    `K` may be 3x3 or a 3x4 projection matrix P (CameraInfo.p, KITTI P_rect).
+    """
+    pts = np.asarray(points_cam)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"points_cam must have shape (N,3), got {pts.shape}")
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {height}x{width}")
+    P = as_projection_matrix(K)
+    if P[0, 0] == 0 or P[1, 1] == 0 or not np.all(np.isfinite(P)):
+        raise ValueError(f"intrinsics have zero or non-finite focal length: {P[:2, :3].tolist()}")
+    pts = pts.astype(np.float64, copy=False)
+    homog = pts @ P[:, :3].T + P[:, 3]
+    z = homog[:, 2]
+    keep = np.isfinite(homog).all(axis=1) & (pts[:, 2] > min_depth) & (z > 0)
+    homog, depth = homog[keep], pts[keep, 2]
+    u = np.floor(homog[:, 0] / homog[:, 2] + 0.5).astype(np.int64)
+    v = np.floor(homog[:, 1] / homog[:, 2] + 0.5).astype(np.int64)
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    return _zbuffer(v[inside] * width + u[inside], depth[inside], height, width)
+
+
+def filter_occluded_points(
+    sparse: np.ndarray, kernel_size: int = 5, rel_threshold: float = 0.15, abs_threshold: float = 0.5
+) -> tuple[np.ndarray, int]:
+    """Drop LiDAR points that lie behind a closer surface, as seen from the camera.
+
+    The LiDAR sits apart from the camera, so near object edges it sees background that
+    the camera cannot: such points project into the foreground object. A point is dropped
+    when its depth exceeds the minimum valid depth in its k x k neighbourhood by more than
+    both `abs_threshold` metres and `rel_threshold` times that minimum. The relative term
+    keeps ground points at grazing angles (whose neighbours are legitimately nearer).
+
+    Returns (filtered copy, number of points removed).
+    """
+    d = np.asarray(sparse, dtype=np.float32)
+    if d.ndim != 2:
+        raise ValueError(f"sparse must be (H,W), got shape {d.shape}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size}")
+    valid = d > 0
+    inf_filled = np.where(valid, d, np.inf).astype(np.float32)
+    window = np.ones((kernel_size, kernel_size), np.uint8)
+    neighbour_min = cv2.erode(inf_filled, window, borderType=cv2.BORDER_REPLICATE)
+    gap = d - neighbour_min
+    occluded = valid & (gap > abs_threshold) & (gap > rel_threshold * neighbour_min)
+    out = d.copy()
+    out[occluded] = 0.0
+    return out, int(occluded.sum())
+
+
+def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Intrinsics after resizing the image by (sx, sy), with pixel-centre alignment."""
+    K = np.array(K, dtype=np.float64)
+    K[0, 0] *= sx
+    K[0, 1] *= sx
+    K[1, 1] *= sy
+    K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+    K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+    return K
+
+
+def crop_intrinsics(K: np.ndarray, top: int, left: int) -> np.ndarray:
+    """Intrinsics after cropping the image at (top, left)."""
+    K = np.array(K, dtype=np.float64)
+    K[0, 2] -= left
+    K[1, 2] -= top
+    return K
+
+
+def flip_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
+    """Intrinsics after a horizontal flip of an image `width` pixels wide."""
+    K = np.array(K, dtype=np.float64)
+    K[0, 2] = width - 1 - K[0, 2]
+    K[0, 1] = -K[0, 1]
+    return K
+
+
+def resize_sparse_depth(sparse: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a sparse depth map without inventing or blending values.
+
+    Every measured pixel moves to the pixel that contains its centre in the new grid;
+    collisions keep the nearest depth. (Interpolation would mix depth with the 0 holes.)
+    """
+    d = np.asarray(sparse, dtype=np.float32)
+    if d.ndim != 2:
+        raise ValueError(f"sparse must be (H,W), got shape {d.shape}")
+    v, u = np.nonzero(d > 0)
+    sy, sx = height / d.shape[0], width / d.shape[1]
+    nu = np.minimum(np.floor((u + 0.5) * sx).astype(np.int64), width - 1)
+    nv = np.minimum(np.floor((v + 0.5) * sy).astype(np.int64), height - 1)
+    return _zbuffer(nv * width + nu, d[v, u], height, width)
