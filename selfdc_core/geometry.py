@@ -96,15 +96,19 @@ def project_points(
     P = as_projection_matrix(K)
     if P[0, 0] == 0 or P[1, 1] == 0 or not np.all(np.isfinite(P)):
         raise ValueError(f"intrinsics have zero or non-finite focal length: {P[:2, :3].tolist()}")
-    pts = pts.astype(np.float64, copy=False)
-    homog = pts @ P[:, :3].T + P[:, 3]
-    z = homog[:, 2]
-    keep = np.isfinite(homog).all(axis=1) & (pts[:, 2] > min_depth) & (z > 0)
-    homog, depth = homog[keep], pts[keep, 2]
-    u = np.floor(homog[:, 0] / homog[:, 2] + 0.5).astype(np.int64)
-    v = np.floor(homog[:, 1] / homog[:, 2] + 0.5).astype(np.int64)
-    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    return _zbuffer(v[inside] * width + u[inside], depth[inside], height, width)
+    # Work on 1-D columns with a single combined mask: (N,3) @ (3,3) and repeated boolean
+    # indexing are several times slower. NaN compares False, so the mask also drops
+    # non-finite points.
+    x, y, z = (np.ascontiguousarray(pts[:, i], dtype=np.float32) for i in range(3))
+    w = P[2, 0] * x + P[2, 1] * y + P[2, 2] * z + P[2, 3]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv_w = 1.0 / w
+        u = (P[0, 0] * x + P[0, 1] * y + P[0, 2] * z + P[0, 3]) * inv_w + 0.5
+        v = (P[1, 0] * x + P[1, 1] * y + P[1, 2] * z + P[1, 3]) * inv_w + 0.5
+    inside = np.flatnonzero((z > min_depth) & (w > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height))
+    # u, v >= 0 here, so truncation is the floor: pixel centres sit at integer coordinates.
+    lin = v[inside].astype(np.int64) * width + u[inside].astype(np.int64)
+    return _zbuffer(lin, z[inside], height, width)
 
 
 def filter_occluded_points(

@@ -34,7 +34,7 @@ def test_projection_places_points_and_nearest_wins():
         [
             [0.0, 0.0, 2.0],  # principal point -> pixel (15.5, 11.5) rounds to (16, 12)
             [0.0, 0.0, 1.0],  # same ray, nearer: must win
-            [0.1, -0.05, 1.0],  # u = 15.5 + 10 = 25.5 -> 26, v = 11.5 - 5 = 6.5 -> 7
+            [0.102, -0.052, 1.0],  # u = 15.5 + 10.2 = 25.7 -> 26, v = 11.5 - 5.2 = 6.3 -> 6
             [0.0, 0.0, -1.0],  # behind the camera
             [5.0, 0.0, 1.0],  # outside the image
             [np.nan, 0.0, 1.0],  # not finite
@@ -43,7 +43,7 @@ def test_projection_places_points_and_nearest_wins():
     d = project_points(pts, K, 24, 32)
     assert d.dtype == np.float32 and d.shape == (24, 32)
     assert d[12, 16] == pytest.approx(1.0)
-    assert d[7, 26] == pytest.approx(1.0)
+    assert d[6, 26] == pytest.approx(1.0)
     assert np.count_nonzero(d) == 2
 
 
