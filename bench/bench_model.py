@@ -1,0 +1,185 @@
+"""SelfDC network timings at 228x304: inference latency, training step, and the losses' share of it.
+
+Run: .venv/bin/python bench/bench_model.py [--device auto|cpu|cuda] [--repeats N] [--train-repeats N]
+Prints a table and writes bench/results/model.json.
+
+Loss share: the loss terms' forward is timed inside the real step. Their backward is timed on its
+own by recomputing the loss on detached leaf copies of the model outputs and back-propagating to
+those leaves only, which is exactly the loss's part of the full backward (the rest is the network's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from selfdc_core.losses import SelfDCLoss  # noqa: E402
+from selfdc_core.models import SelfDC  # noqa: E402
+
+H, W, TRAIN_BATCH, SEGMENTS = 228, 304, 4, 20
+
+
+def make_batch(batch: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random image, ~0.7 % sparse points (NYU's 500 samples) and Voronoi segments ranked 1..N (0 unused)."""
+    g = torch.Generator().manual_seed(seed)
+    rgb = torch.rand(batch, 3, H, W, generator=g)
+    measured = torch.rand(batch, 1, H, W, generator=g) < 500 / (H * W)
+    sparse = torch.where(measured, torch.rand(batch, 1, H, W, generator=g) * 9.5 + 0.5, 0.0)
+    ys, xs = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    centres_y = torch.randint(0, H, (batch, SEGMENTS, 1, 1), generator=g)
+    centres_x = torch.randint(0, W, (batch, SEGMENTS, 1, 1), generator=g)
+    segments = ((ys - centres_y) ** 2 + (xs - centres_x) ** 2).argmin(dim=1) + 1
+    return {"rgb": rgb.to(device), "sparse": sparse.to(device), "segments": segments.to(device)}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def clock(device: torch.device) -> float:
+    sync(device)
+    return time.perf_counter()
+
+
+def cpu_clock() -> float:
+    """Process CPU time of all threads: on a shared, busy CPU, cpu / threads estimates the idle-machine
+    wall time better than the wall clock does."""
+    return time.process_time()
+
+
+def bench_inference(model: SelfDC, device: torch.device, repeats: int) -> tuple[list[float], list[float]]:
+    batch = make_batch(1, device)
+    model.eval()
+    times, cpu_times = [], []
+    with torch.inference_mode():
+        for i in range(repeats + 2):  # two warm-up runs
+            start, cpu_start = clock(device), cpu_clock()
+            out = model(batch["rgb"], batch["sparse"])
+            if i >= 2:
+                times.append(clock(device) - start)
+                cpu_times.append(cpu_clock() - cpu_start)
+    assert "seg_logits" not in out
+    return times, cpu_times
+
+
+def bench_train_step(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device, repeats: int) -> dict:
+    batch = make_batch(TRAIN_BATCH, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model.train()
+    rows = []
+    for i in range(repeats + 1):  # one warm-up step
+        t0, c0 = clock(device), cpu_clock()
+        optimizer.zero_grad(set_to_none=True)
+        outputs = model(batch["rgb"], batch["sparse"])
+        t1 = clock(device)
+        total, _ = loss_fn(outputs, batch)
+        t2 = clock(device)
+        total.backward()
+        t3 = clock(device)
+        optimizer.step()
+        t4, c4 = clock(device), cpu_clock()
+
+        # The loss's own backward: the same loss on detached leaf copies of the outputs.
+        leaves = {k: v.detach().requires_grad_(True) for k, v in outputs.items()}
+        leaf_total, _ = loss_fn(leaves, batch)
+        t5, c5 = clock(device), cpu_clock()
+        leaf_total.backward()
+        t6, c6 = clock(device), cpu_clock()
+        if i >= 1:
+            rows.append({"model_forward": t1 - t0, "loss_forward": t2 - t1, "backward": t3 - t2,
+                         "optimizer": t4 - t3, "loss_backward": t6 - t5, "step": t4 - t0,
+                         "step_cpu": c4 - c0, "loss_backward_cpu": c6 - c5})
+        del outputs, total, leaves, leaf_total
+    return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--backbone", default="resnet34", choices=["resnet18", "resnet34"])
+    parser.add_argument("--repeats", type=int, default=5, help="timed inference runs (after 2 warm-up)")
+    parser.add_argument("--train-repeats", type=int, default=3, help="timed training steps (after 1 warm-up)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model.json")
+    args = parser.parse_args()
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
+
+    torch.manual_seed(0)
+    model = SelfDC(backbone=args.backbone).to(device)  # defaults: 32 classes, 18 iterations
+    loss_fn = SelfDCLoss()
+    params = sum(p.numel() for p in model.parameters())
+    seg_params = sum(p.numel() for p in model.seg_decoder.parameters())
+
+    load_before = os.getloadavg()[0]
+    inference, inference_cpu = bench_inference(model, device, args.repeats)
+    step = bench_train_step(model, loss_fn, device, args.train_repeats)
+    loss_time = step["loss_forward"] + step["loss_backward"]
+    threads = torch.get_num_threads()
+    results = {
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": threads,
+        "load_average_1min": [load_before, os.getloadavg()[0]],
+        "input": [H, W],
+        "model_config": model.config,
+        "parameters_millions": round(params / 1e6, 2),
+        "inference_parameters_millions": round((params - seg_params) / 1e6, 2),
+        "inference_batch": 1,
+        "inference_latency_s_median": statistics.median(inference),
+        "inference_latency_s_runs": inference,
+        "inference_cpu_s_median": statistics.median(inference_cpu),
+        "inference_cpu_per_thread_s": statistics.median(inference_cpu) / threads,
+        "train_batch": TRAIN_BATCH,
+        "train_step_s_median": step["step"],
+        "train_step_breakdown_s": step,
+        "train_step_cpu_per_thread_s": step["step_cpu"] / threads,
+        "loss_time_s": loss_time,
+        "loss_share_of_step": loss_time / step["step"],
+        "loss_share_target": 0.10,
+        "method": "medians over runs, wall clock; loss backward timed on detached leaf copies of the "
+                  "outputs; *_cpu_per_thread_s = process CPU time / threads (robust to a busy machine)",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"SelfDC ({args.backbone}) at {H}x{W} on {results['device']}, {results['threads']} threads, "
+          f"{results['parameters_millions']} M params "
+          f"({results['inference_parameters_millions']} M at inference)")
+    print(f"{'quantity':<46}{'value':>12}")
+    table = [
+        ("inference forward, batch 1, no seg branch (s)", results["inference_latency_s_median"]),
+        (f"training step, batch {TRAIN_BATCH} (s)", step["step"]),
+        ("  model forward incl. seg decoder (s)", step["model_forward"]),
+        ("  loss forward (s)", step["loss_forward"]),
+        ("  backward, network + losses (s)", step["backward"]),
+        ("  of which loss backward (s)", step["loss_backward"]),
+        ("  optimizer step, Adam (s)", step["optimizer"]),
+        ("losses' share of the step", results["loss_share_of_step"]),
+        ("inference CPU time / threads (s)", results["inference_cpu_per_thread_s"]),
+        ("training step CPU time / threads (s)", results["train_step_cpu_per_thread_s"]),
+    ]
+    for name, value in table:
+        print(f"{name:<46}{value:>12.4f}")
+    print(f"1-min load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores (a busy machine inflates wall times)")
+    verdict = "meets" if results["loss_share_of_step"] <= 0.10 else "MISSES"
+    print(f"losses {verdict} the <= 10 % target; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
