@@ -1,0 +1,120 @@
+"""Build a dataset from a config spec: `{name: nyu|kitti|synthetic|rosbag, **kwargs}`.
+
+The factory adds what the training run decides rather than the dataset spec:
+    split             "train"/"val", when the class takes `split` and the spec does not set it;
+    with_gt           False for the training split of a self-supervised run (it reads no ground
+                      truth), True for the supervised baseline and for validation, unless set;
+    segments_root,    from the config's `segmentation` section (cache_root, fallback) wherever
+    segment_fallback  pseudo-labels are needed: the self-supervised training split, and a
+                      validation split without ground truth (its self-supervised losses);
+    bag               the top-level `bag=` of the config, for `rosbag` specs.
+Errors raised by the dataset classes (a missing root with the expected layout, missing
+pseudo-labels naming `training/make_masks.py`) surface unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from importlib import import_module
+
+DATASETS = {
+    "nyu": "NYUDepthV2",
+    "kitti": "KITTIDepthCompletion",
+    "synthetic": "SyntheticScenes",
+    "rosbag": "RosbagDataset",
+}
+SPLITS = ("train", "val")
+_INJECTED = ("split", "with_gt", "segments_root", "segment_fallback", "bag")
+
+
+def dataset_class(name: str):
+    """The dataset class registered under `name`."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset name {name!r}; valid names: {sorted(DATASETS)}")
+    return getattr(import_module("selfdc_core.data"), DATASETS[name])
+
+
+def _accepted(cls) -> tuple[set[str], bool]:
+    params = inspect.signature(cls.__init__).parameters
+    has_var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return {n for n in params if n != "self"}, has_var_kw
+
+
+def check_dataset_spec(spec: dict, where: str = "data") -> None:
+    """Raise ValueError for a spec without a known `name` or with kwargs its class does not take."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(
+            f"config key {where!r} must be a mapping with a 'name' ({sorted(DATASETS)}), got {spec!r}"
+        )
+    if spec["name"] not in DATASETS:
+        raise ValueError(
+            f"config key '{where}.name': unknown dataset {spec['name']!r}; valid: {sorted(DATASETS)}"
+        )
+    accepted, has_var_kw = _accepted(dataset_class(spec["name"]))
+    if has_var_kw:
+        return
+    bad = [k for k in spec if k != "name" and k not in accepted]
+    if bad:
+        names = ", ".join(f"{where}.{k}" for k in bad)
+        raise ValueError(
+            f"unknown config key(s) {names} for dataset {spec['name']!r}; valid keys: {sorted(accepted)}"
+        )
+
+
+def dataset_kwargs(
+    spec: dict,
+    split: str,
+    mode: str = "self_supervised",
+    segmentation: dict | None = None,
+    bag: str | None = None,
+) -> dict:
+    """The kwargs `build_dataset` passes to the class (spec kwargs plus the run's decisions)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_dataset_spec(spec, f"data.{split}")
+    accepted, has_var_kw = _accepted(dataset_class(spec["name"]))
+    takes = (lambda k: True) if has_var_kw else accepted.__contains__
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+
+    if takes("split"):
+        kwargs.setdefault("split", split)
+    needs_gt = mode == "supervised" or split == "val"
+    if split == "train" and mode == "self_supervised" and kwargs.get("with_gt"):
+        raise ValueError(
+            "data.train.with_gt is true but train.mode is self_supervised: self-supervised training "
+            "reads no ground truth (set train.mode=supervised for the supervised baseline)"
+        )
+    if takes("with_gt"):
+        kwargs.setdefault("with_gt", needs_gt)
+    wants_segments = (split == "train" and mode == "self_supervised") or (
+        split == "val" and mode == "self_supervised" and not kwargs.get("with_gt", False)
+    )
+    if wants_segments and segmentation is not None:
+        if takes("segments_root") and segmentation.get("cache_root") is not None:
+            kwargs.setdefault("segments_root", segmentation["cache_root"])
+        if takes("segment_fallback") and segmentation.get("fallback") is not None:
+            kwargs.setdefault("segment_fallback", segmentation["fallback"])
+    if bag is not None and spec["name"] == "rosbag":
+        kwargs["bag"] = bag
+    return kwargs
+
+
+def build_dataset(
+    data_cfg: dict,
+    split: str,
+    mode: str = "self_supervised",
+    segmentation: dict | None = None,
+    bag: str | None = None,
+):
+    """Instantiate `data_cfg[split]` (the `data` section of a training config).
+
+    `mode` is the config's `train.mode`, `segmentation` its `segmentation` section and `bag` its
+    top-level `bag`. Returns None when the split is not configured (e.g. `data.val: null`).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    spec = data_cfg.get(split)
+    if spec is None:
+        return None
+    kwargs = dataset_kwargs(spec, split, mode, segmentation, bag)
+    return dataset_class(spec["name"])(**kwargs)

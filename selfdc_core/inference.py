@@ -1,0 +1,150 @@
+"""DepthCompleter: a trained checkpoint turned into a ready-to-run depth completer.
+
+    completer = DepthCompleter.from_checkpoint("runs/nyu/best.pt", device="auto", input_size=(228, 304))
+    dense = completer.complete(rgb_uint8_hwc, sparse_metres_hw)        # (H,W) float32 metres
+
+This is what the ROS node and the evaluation script use. The segmentation branch is a
+training-only auxiliary and is removed; the model runs in eval mode, under fp16 autocast on CUDA.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from selfdc_core.geometry import resize_sparse_depth
+from selfdc_core.training.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+
+__all__ = ["DepthCompleter", "CheckpointError", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> the first CUDA device when present, else CPU; anything else as torch reads it."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'auto' or 'cpu')")
+    return dev
+
+
+def _check_size(input_size) -> tuple[int, int] | None:
+    if input_size is None:
+        return None
+    size = tuple(int(v) for v in input_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"input_size must be (height, width) with positive values, got {input_size!r}")
+    return size
+
+
+def drop_segmentation_branch(model: torch.nn.Module) -> torch.nn.Module:
+    """Remove the training-only segmentation decoder when the model offers a way to."""
+    drop = getattr(model, "drop_segmentation", None)
+    if callable(drop):
+        drop()
+    return model
+
+
+class DepthCompleter:
+    """Runs a SelfDC model on numpy inputs: uint8 RGB (H,W,3) and sparse depth (H,W) in metres."""
+
+    def __init__(self, model: torch.nn.Module, device="auto", input_size=None, fp16: bool | None = None):
+        self.device = resolve_device(device)
+        self.input_size = _check_size(input_size)
+        self.fp16 = (self.device.type == "cuda") if fp16 is None else bool(fp16)
+        if self.fp16 and self.device.type != "cuda":
+            raise ValueError("fp16=True needs a CUDA device (autocast to float16 is a GPU path)")
+        model = drop_segmentation_branch(model).to(self.device).eval()
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device="auto", input_size=None, fp16: bool | None = None):
+        """Build the network from the checkpoint's `model_config` and load its weights."""
+        from selfdc_core.models import build_model
+
+        state = load_checkpoint(path, map_location="cpu")
+        model_config = dict(state["model_config"])
+        model_config["pretrained"] = False  # the checkpoint holds all weights; never fetch ImageNet ones
+        try:
+            model = build_model(model_config)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path}: cannot build its model from {model_config}: {exc}"
+            ) from exc
+        load_model_weights(model, state["model"], path)
+        return cls(model, device=device, input_size=input_size, fp16=fp16)
+
+    @staticmethod
+    def _validate(rgb: np.ndarray, sparse: np.ndarray) -> None:
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            desc = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise ValueError(f"rgb must be a uint8 array of shape (H,W,3), got {desc}")
+        is_array = isinstance(sparse, np.ndarray)
+        if not is_array or sparse.ndim != 2 or not np.issubdtype(sparse.dtype, np.floating):
+            desc = f"{sparse.dtype} {sparse.shape}" if is_array else type(sparse).__name__
+            raise ValueError(f"sparse must be a float array of shape (H,W) in metres, got {desc}")
+        if sparse.shape != rgb.shape[:2]:
+            raise ValueError(f"sparse has shape {sparse.shape} but rgb is {rgb.shape[:2]}; they must match")
+        if not np.isfinite(sparse).all():
+            raise ValueError("sparse contains NaN or Inf; mark missing measurements with 0")
+        if (sparse < 0).any():
+            raise ValueError("sparse contains negative depths; depths are metres >= 0 (0 = no measurement)")
+
+    def _to_tensors(self, rgb: np.ndarray, sparse: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.input_size is not None and self.input_size != rgb.shape[:2]:
+            h, w = self.input_size
+            shrink = h < rgb.shape[0]
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            sparse = resize_sparse_depth(sparse, h, w)
+        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+        sparse_t = torch.from_numpy(np.ascontiguousarray(sparse, dtype=np.float32))[None, None]
+        non_blocking = self.device.type == "cuda"
+        if non_blocking:
+            rgb_t, sparse_t = rgb_t.pin_memory(), sparse_t.pin_memory()
+        rgb_t = rgb_t.to(self.device, non_blocking=non_blocking).float().div_(255.0)
+        sparse_t = sparse_t.to(self.device, non_blocking=non_blocking)
+        if self.device.type == "cuda":
+            rgb_t = rgb_t.contiguous(memory_format=torch.channels_last)
+        return rgb_t, sparse_t
+
+    @torch.inference_mode()
+    def predict(self, rgb: torch.Tensor, sparse: torch.Tensor) -> dict:
+        """Model outputs for batched tensors already on the device (rgb [0,1] (B,3,H,W), sparse (B,1,H,W))."""
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.fp16):
+            return self.model(rgb, sparse)
+
+    def complete(self, rgb: np.ndarray, sparse: np.ndarray, return_confidence: bool = False):
+        """Dense depth (H,W) float32 metres at the input resolution; with `(depth, confidence)` optionally."""
+        self._validate(rgb, sparse)
+        height, width = rgb.shape[:2]
+        out = self.predict(*self._to_tensors(rgb, sparse))
+        maps = [out["depth"]]
+        if return_confidence:
+            if out.get("confidence") is None:
+                raise ValueError("this model produces no confidence map")
+            maps.append(out["confidence"])
+        results = []
+        for m in maps:
+            m = m.float()
+            if m.shape[-2:] != (height, width):
+                m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
+            results.append(m[0, 0].cpu().numpy().astype(np.float32, copy=False))
+        results[0] = np.clip(results[0], 0.0, None)
+        return (results[0], results[1]) if return_confidence else results[0]
+
+    def warmup(self, iterations: int = 2, size: tuple[int, int] | None = None) -> None:
+        """Run a few dummy frames so cuDNN autotuning and allocations happen before real data."""
+        h, w = size or self.input_size or (228, 304)
+        rgb = np.zeros((h, w, 3), np.uint8)
+        sparse = np.zeros((h, w), np.float32)
+        sparse[:: max(h // 8, 1), :: max(w // 8, 1)] = 1.0
+        for _ in range(iterations):
+            self.complete(rgb, sparse)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
