@@ -1,0 +1,92 @@
+"""One synchronised set of recorded messages -> (rgb, sparse depth, K[, gt]), as the node builds its input.
+
+The decoders are the node's (message fields only, so they take `rosbags` messages too), the
+projection and the occlusion filter are `selfdc_core.geometry`'s: recorded and live frames
+become the same arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from selfdc_core.geometry import filter_occluded_points, project_points, resize_sparse_depth, transform_points
+from selfdc_ros.conversions import (  # the lead moves this module to selfdc_core.msg_decode
+    BadMessage,
+    camera_info_to_intrinsics,
+    compressed_to_rgb,
+    depth_image_to_metres,
+    image_to_rgb,
+    pointcloud2_to_xyz,
+    stamp_to_ns,
+)
+
+__all__ = [
+    "BadMessage",
+    "COMPRESSED_IMAGE",
+    "IMAGE",
+    "POINTCLOUD2",
+    "RecordedFrame",
+    "assemble_frame",
+    "register_depth_image",
+    "stamp_to_ns",
+]
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
+
+
+@dataclass
+class RecordedFrame:
+    rgb: np.ndarray  # (H,W,3) uint8
+    sparse: np.ndarray  # (H,W) float32 m, 0 = none
+    K: np.ndarray  # (3,3) float64 (the left 3x3 of P when projecting with P)
+    gt: np.ndarray | None  # (H,W) float32 m, 0 = invalid
+
+
+def register_depth_image(depth: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A ToF depth image registered to the camera: same size, or the same field of view at another size."""
+    if depth.shape == (height, width):
+        return depth
+    if abs(depth.shape[1] / depth.shape[0] - width / height) > 0.01 * (width / height):
+        raise BadMessage(
+            "size_mismatch", f"depth image is {depth.shape[1]}x{depth.shape[0]}, camera {width}x{height}"
+        )
+    return resize_sparse_depth(depth, height, width)
+
+
+def assemble_frame(
+    image_msg,
+    image_type: str,
+    info_msg,
+    sparse_msg,
+    sparse_type: str,
+    T_cam_sensor: np.ndarray | None,
+    use_projection_matrix: bool = False,
+    filter_kwargs: dict | None = None,
+    gt_msg=None,
+) -> RecordedFrame:
+    """Decode and project one set; raises BadMessage (with a `kind`) for anything unusable."""
+    rgb = compressed_to_rgb(image_msg) if image_type == COMPRESSED_IMAGE else image_to_rgb(image_msg)
+    K, info_w, info_h = camera_info_to_intrinsics(info_msg, use_projection_matrix)
+    h, w = rgb.shape[:2]
+    if (info_w, info_h) != (w, h):
+        raise BadMessage("size_mismatch", f"image is {w}x{h} but camera_info says {info_w}x{info_h}")
+    if sparse_type == POINTCLOUD2:
+        points = transform_points(pointcloud2_to_xyz(sparse_msg), T_cam_sensor)
+        sparse = project_points(points, K, h, w)
+        if filter_kwargs is not None:
+            sparse, _ = filter_occluded_points(sparse, **filter_kwargs)
+    else:
+        sparse = register_depth_image(depth_image_to_metres(sparse_msg), h, w)
+    if not (sparse > 0).any():
+        raise BadMessage("no_points_in_view", "no sparse measurement falls inside the camera image")
+    gt = None
+    if gt_msg is not None:
+        gt = depth_image_to_metres(gt_msg)
+        if gt.shape != (h, w):
+            raise BadMessage("size_mismatch", f"GT depth is {gt.shape[1]}x{gt.shape[0]}, camera {w}x{h}")
+    return RecordedFrame(rgb=rgb, sparse=sparse.astype(np.float32, copy=False), K=np.asarray(K)[:, :3], gt=gt)
