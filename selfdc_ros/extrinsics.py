@@ -1,0 +1,71 @@
+"""The LiDAR -> camera transform: static from parameters, or looked up with tf2."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selfdc_core.geometry import make_transform
+
+try:  # tf2_ros comes with a ROS distribution but is not installable from the package index
+    import tf2_ros
+except ImportError:
+    tf2_ros = None
+
+__all__ = ["ExtrinsicError", "StaticExtrinsic", "TfExtrinsic", "make_extrinsic_provider", "tf2_available"]
+
+
+class ExtrinsicError(ValueError):
+    """The transform for a frame is not available (yet)."""
+
+
+def tf2_available() -> bool:
+    return tf2_ros is not None
+
+
+class StaticExtrinsic:
+    """A fixed T_cam_lidar (p_cam = T @ p_lidar)."""
+
+    def __init__(self, T: np.ndarray):
+        T = np.asarray(T, dtype=np.float64).reshape(4, 4)
+        if not np.all(np.isfinite(T)) or not np.allclose(T[3], [0, 0, 0, 1]):
+            raise ValueError(
+                f"extrinsic must be a finite 4x4 transform with last row 0 0 0 1, got {T.tolist()}"
+            )
+        self.T = T
+
+    def lookup(self, camera_frame: str, sensor_frame: str, stamp) -> np.ndarray:
+        return self.T
+
+
+class TfExtrinsic:
+    """T_cam_sensor from tf2 (static or dynamic), at the sensor message's stamp."""
+
+    def __init__(self, node, timeout_s: float):
+        from rclpy.duration import Duration
+
+        self._buffer = tf2_ros.Buffer()
+        self._listener = tf2_ros.TransformListener(self._buffer, node)
+        self._timeout = Duration(seconds=float(timeout_s))
+
+    def lookup(self, camera_frame: str, sensor_frame: str, stamp) -> np.ndarray:
+        try:
+            tf = self._buffer.lookup_transform(camera_frame, sensor_frame, stamp, timeout=self._timeout)
+        except Exception as exc:  # tf2 raises several unrelated exception types
+            raise ExtrinsicError(f"no transform {sensor_frame!r} -> {camera_frame!r}: {exc}") from exc
+        t, q = tf.transform.translation, tf.transform.rotation
+        return make_transform([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+
+
+def make_extrinsic_provider(node, params: dict):
+    """The provider chosen by `extrinsic.source`; ValueError with the fix when it cannot work."""
+    source = params["extrinsic.source"]
+    if source == "tf":
+        if tf2_ros is None:
+            raise ValueError(
+                "extrinsic.source is 'tf' but tf2_ros is not importable; source a ROS 2 distribution "
+                "or set extrinsic.source to 'quaternion' or 'matrix'"
+            )
+        return TfExtrinsic(node, params["extrinsic.tf_timeout"])
+    if source == "matrix":
+        return StaticExtrinsic(np.asarray(params["extrinsic.matrix"], dtype=np.float64).reshape(4, 4))
+    return StaticExtrinsic(make_transform(params["extrinsic.translation"], params["extrinsic.rotation"]))

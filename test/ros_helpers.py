@@ -1,0 +1,276 @@
+"""Helpers for the tests that start real rclpy nodes over real DDS (loopback only).
+
+ROS tests must run inside the private network namespace that `make test` creates, so that
+DDS discovery and traffic never leave the machine. `require_isolated_network()` checks it.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ISOLATION_HINT = "run via `make test`, which isolates DDS in a private network namespace"
+
+
+def network_interfaces() -> list[str]:
+    """Interfaces of this process's network namespace.
+
+    (/sys/class/net shows the namespace sysfs was mounted in, not necessarily ours after
+    `unshare -n`, so the kernel is asked directly.)
+    """
+    return sorted(name for _, name in socket.if_nameindex())
+
+
+def require_isolated_network() -> None:
+    """Fail (not skip) unless only the loopback interface exists and ROS is set to localhost."""
+    interfaces = network_interfaces()
+    if interfaces != ["lo"]:
+        pytest.fail(f"network interfaces {interfaces} are visible: {ISOLATION_HINT}", pytrace=False)
+    if (
+        os.environ.get("ROS_LOCALHOST_ONLY") != "1"
+        and os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") != "LOCALHOST"
+    ):
+        pytest.fail(
+            f"ROS_LOCALHOST_ONLY / ROS_AUTOMATIC_DISCOVERY_RANGE are not set: {ISOLATION_HINT}", pytrace=False
+        )
+
+
+def tiny_checkpoint(path: Path) -> Path:
+    """An untrained SelfDC checkpoint (small backbone, few propagation steps) in the contract format."""
+    import torch
+
+    from selfdc_core.models import build_model
+    from selfdc_core.training.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = {"backbone": "resnet18", "num_classes": 4, "prop_iterations": 2}
+    model = build_model(cfg)
+    return save_checkpoint(
+        path, {"model_config": model.config, "model": model.state_dict(), "config": {}, "epoch": 0, "step": 0}
+    )
+
+
+def stamp_msg(ns: int):
+    from builtin_interfaces.msg import Time
+
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def make_header(ns: int, frame_id: str):
+    from std_msgs.msg import Header
+
+    return Header(stamp=stamp_msg(ns), frame_id=frame_id)
+
+
+def _bytes(arr: np.ndarray) -> array.array:
+    out = array.array("B")
+    out.frombytes(np.ascontiguousarray(arr).tobytes())
+    return out
+
+
+def image_msg(arr: np.ndarray, encoding: str, ns: int, frame_id: str = "camera_optical"):
+    from sensor_msgs.msg import Image
+
+    arr = np.ascontiguousarray(arr)
+    msg = Image(
+        header=make_header(ns, frame_id),
+        height=arr.shape[0],
+        width=arr.shape[1],
+        encoding=encoding,
+        is_bigendian=False,
+        step=arr.strides[0],
+    )
+    msg.data = _bytes(arr)
+    return msg
+
+
+def camera_info_msg(K: np.ndarray, height: int, width: int, ns: int, frame_id: str = "camera_optical"):
+    from sensor_msgs.msg import CameraInfo
+
+    K = np.asarray(K, dtype=np.float64)
+    P = np.hstack([K, np.zeros((3, 1))])
+    return CameraInfo(
+        header=make_header(ns, frame_id),
+        height=height,
+        width=width,
+        distortion_model="plumb_bob",
+        d=[0.0] * 5,
+        k=K.ravel().tolist(),
+        r=np.eye(3).ravel().tolist(),
+        p=P.ravel().tolist(),
+    )
+
+
+def cloud_msg(
+    points: np.ndarray, ns: int, frame_id: str = "lidar", dtype=np.float32, extra_fields: bool = True
+):
+    """PointCloud2 with x, y, z (+ intensity, ring when `extra_fields`) in a padded layout."""
+    from sensor_msgs.msg import PointCloud2, PointField
+
+    code = PointField.FLOAT32 if np.dtype(dtype) == np.float32 else PointField.FLOAT64
+    size = np.dtype(dtype).itemsize
+    names = ["x", "y", "z"]
+    formats = [dtype] * 3
+    offsets = [0, size, 2 * size]
+    fields = [
+        PointField(name=n, offset=o, datatype=code, count=1) for n, o in zip(names, offsets, strict=True)
+    ]
+    if extra_fields:
+        names += ["intensity", "ring"]
+        formats += [np.float32, np.uint16]
+        offsets += [4 * size, 4 * size + 4]
+        fields += [
+            PointField(name="intensity", offset=4 * size, datatype=PointField.FLOAT32, count=1),
+            PointField(name="ring", offset=4 * size + 4, datatype=PointField.UINT16, count=1),
+        ]
+    itemsize = offsets[-1] + np.dtype(formats[-1]).itemsize + 2  # trailing padding, as drivers do
+    layout = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
+    data = np.zeros(len(points), dtype=layout)
+    for k, n in enumerate("xyz"):
+        data[n] = points[:, k]
+    msg = PointCloud2(
+        header=make_header(ns, frame_id),
+        height=1,
+        width=len(points),
+        fields=fields,
+        is_bigendian=False,
+        point_step=itemsize,
+        row_step=itemsize * len(points),
+        is_dense=False,
+    )
+    msg.data = _bytes(data)
+    return msg
+
+
+class Collector:
+    """Subscribes to a topic and keeps every message (thread-safe)."""
+
+    def __init__(self, node, msg_type, topic: str, qos=10):
+        self.messages: list = []
+        self._lock = threading.Lock()
+        self.sub = node.create_subscription(msg_type, topic, self._on_msg, qos)
+
+    def _on_msg(self, msg) -> None:
+        with self._lock:
+            self.messages.append(msg)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self.messages)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class SpinThread:
+    """Spins nodes on a background executor (one thread) until closed."""
+
+    def __init__(self, context, *nodes):
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.executor = SingleThreadedExecutor(context=context)
+        for n in nodes:
+            self.executor.add_node(n)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._stop = False
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(5)
+        self.executor.shutdown()
+
+
+def ros_context_fixture(domain_id: int):
+    """A module-scoped fixture: an isolated rclpy context on the test file's own DDS domain."""
+
+    @pytest.fixture(scope="module")
+    def ros_context():
+        require_isolated_network()
+        import rclpy
+        from rclpy.context import Context
+
+        context = Context()
+        rclpy.init(context=context, domain_id=domain_id)
+        yield context
+        context.try_shutdown()
+
+    return ros_context
+
+
+def start_node(context, checkpoint, namespace: str, **params):
+    from rclpy.parameter import Parameter
+
+    from selfdc_ros.completion_node import CompletionNode
+
+    overrides = [Parameter("checkpoint", value=str(checkpoint)), Parameter("qos.depth", value=10)]
+    overrides += [Parameter(k, value=v) for k, v in params.items()]
+    return CompletionNode(context=context, namespace=namespace, parameter_overrides=overrides)
+
+
+class Harness:
+    """The node under test plus a test node with publishers and collectors, spinning in background."""
+
+    def __init__(self, context, node, sparse_type, image_type, image_topic: str, sparse_topic: str, extra=()):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.node import Node
+        from sensor_msgs.msg import CameraInfo, Image
+
+        ns = node.get_namespace()
+        self.node = node
+        self.tester = Node("tester", namespace=ns, context=context)
+        self.pub_image = self.tester.create_publisher(image_type, image_topic, 10)
+        self.pub_info = self.tester.create_publisher(CameraInfo, "camera/camera_info", 10)
+        self.pub_sparse = self.tester.create_publisher(sparse_type, sparse_topic, 10)
+        self.depth = Collector(self.tester, Image, "completion/depth")
+        self.info = Collector(self.tester, CameraInfo, "completion/camera_info")
+        self.diag = Collector(self.tester, DiagnosticArray, "completion/diagnostics")
+        self.extra = {name: Collector(self.tester, t, f"completion/{name}") for name, t in extra}
+        self.spin = SpinThread(context, node, self.tester)
+        wait_for(
+            lambda: (
+                all(p.get_subscription_count() > 0 for p in (self.pub_image, self.pub_info, self.pub_sparse))
+                and node.pub_depth.get_subscription_count() > 0
+                and node.pub_diag.get_subscription_count() > 0
+            ),
+            20,
+            "DDS discovery between the tester and the node",
+        )
+
+    def publish(self, image, info, sparse):
+        self.pub_info.publish(info)
+        self.pub_sparse.publish(sparse)
+        self.pub_image.publish(image)
+
+    def depth_for(self, stamp_ns: int, timeout: float = 180):  # generous: CI machines may be loaded
+        def find():
+            return [
+                m
+                for m in list(self.depth.messages)
+                if m.header.stamp.sec * 10**9 + m.header.stamp.nanosec == stamp_ns
+            ]
+
+        wait_for(find, timeout, f"completed depth stamped {stamp_ns}")
+        return find()[0]
+
+    def close(self):
+        self.spin.close()
+        self.node.destroy_node()
+        self.tester.destroy_node()
