@@ -302,3 +302,19 @@ def test_selfdc_loss_errors():
     batch["segments"] = batch["segments"][:, 1:]
     with pytest.raises(ValueError, match="segments"):
         SelfDCLoss()(outputs, batch)
+
+
+def test_selfdc_loss_anchors_depth_init_to_the_measurements():
+    outputs, batch = make_batch()
+    sparse = batch["sparse"]
+    # The final depth honours the measurements exactly (as NLSPN's preserve_input makes it),
+    # so only the depth_init term can pull the initial prediction towards them.
+    outputs["depth"] = torch.where(sparse > 0, sparse, outputs["depth"])
+    outputs["depth_init"] = (sparse + 1.0).requires_grad_()
+    total, parts = SelfDCLoss()(outputs, batch)
+    assert parts["dc"] == 0
+    torch.testing.assert_close(parts["dc_init"], torch.tensor(1.0, dtype=parts["dc_init"].dtype))
+    total.backward()
+    assert outputs["depth_init"].grad[sparse > 0].abs().min() > 0
+    _, parts = SelfDCLoss(w_dc_init=0.0)(outputs, batch)
+    assert "dc_init" not in parts

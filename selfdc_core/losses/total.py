@@ -23,6 +23,10 @@ AUX_TASKS = ("mask", "image")
 
 DEFAULTS = {
     "w_dc": 1.0,
+    # L_dc on the network's initial depth too. NLSPN resets measured pixels to the input before
+    # every propagation step (preserve_input), so L_dc on the final depth alone barely reaches
+    # the decoder: without this term nothing ties depth_init to the measurements.
+    "w_dc_init": 1.0,
     "w_seg": 0.1,  # alpha in eq. 7
     "w_gc": 1.0,
     "w_sms": 1.0,  # weight of whichever smoothness variant is selected
@@ -37,7 +41,9 @@ DEFAULTS = {
 
 
 class SelfDCLoss(nn.Module):
-    """L = w_dc*L_dc + w_seg*L_aux + w_gc*L_gc + w_sms*L_smooth (eq. 7 with the defaults).
+    """L = w_dc*L_dc + w_seg*L_aux + w_gc*L_gc + w_sms*L_smooth (eq. 7) + w_dc_init*L_dc(depth_init).
+
+    The last term is ours (w_dc_init=0 gives eq. 7 exactly): see DEFAULTS for why it is needed.
 
     aux="mask" (the paper's method): L_aux is the cross-entropy on pseudo-label classes (see
     segments_to_classes). aux="image" (Table 6's alternative, no segments needed): L_aux is the
@@ -52,7 +58,7 @@ class SelfDCLoss(nn.Module):
         if unknown:
             raise ValueError(f"unknown loss config keys {unknown}; valid keys: {sorted(DEFAULTS)}")
         c = {**DEFAULTS, **cfg}
-        for key in ("w_dc", "w_seg", "w_gc", "w_sms"):
+        for key in ("w_dc", "w_dc_init", "w_seg", "w_gc", "w_sms"):
             v = c[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{key} must be a finite number >= 0, got {v!r}")
@@ -79,7 +85,7 @@ class SelfDCLoss(nn.Module):
             raise ValueError(f"num_classes must be a positive int or None, got {nc!r}")
         self.config = c
 
-    def _segment_users(self, has_logits: bool) -> list[str]:
+    def needs_segments(self, has_logits: bool = True) -> list[str]:
         """The active terms that need batch['segments'], each with how to switch it off."""
         c, users = self.config, []
         if c["w_seg"] > 0 and has_logits and c["aux"] == "mask":
@@ -93,7 +99,7 @@ class SelfDCLoss(nn.Module):
 
     def forward(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Returns (total, parts); parts holds the unweighted, detached value of each computed term
-        (keys among dc, seg, gc, smooth; in aux='image' mode 'seg' is the reconstruction loss)."""
+        (keys among dc, dc_init, seg, gc, smooth; in aux='image' mode 'seg' is the reconstruction loss)."""
         c = self.config
         if "depth" not in outputs:
             raise ValueError("outputs must contain 'depth' (B,1,H,W)")
@@ -103,7 +109,7 @@ class SelfDCLoss(nn.Module):
         sparse = check_sparse(batch["sparse"], depth, "batch['sparse']")
         logits = outputs.get("seg_logits")
         segments, rgb = batch.get("segments"), batch.get("rgb")
-        users = self._segment_users(logits is not None)
+        users = self.needs_segments(logits is not None)
         if users and segments is None:
             raise ValueError(f"batch has no 'segments' but these loss terms need them: {'; '.join(users)}")
         if segments is not None:
@@ -114,6 +120,9 @@ class SelfDCLoss(nn.Module):
         terms: dict[str, tuple[float, torch.Tensor]] = {}
         if c["w_dc"] > 0:
             terms["dc"] = (c["w_dc"], depth_consistency_loss(depth, sparse))
+        if c["w_dc_init"] > 0 and "depth_init" in outputs:
+            depth_init = check_depth(outputs["depth_init"], "outputs['depth_init']", min_size=1)
+            terms["dc_init"] = (c["w_dc_init"], depth_consistency_loss(depth_init, sparse))
         if c["w_seg"] > 0 and logits is not None:
             terms["seg"] = (c["w_seg"], self._aux_loss(logits, segments, rgb))
         if c["w_gc"] > 0:

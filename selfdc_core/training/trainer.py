@@ -142,7 +142,7 @@ class Trainer:
         """Whether the configured loss reads pseudo-labels (Table 6's image variant does not)."""
         if self.loss_fn is None:
             return False
-        if not self.loss_fn._segment_users(has_logits=True):
+        if not self.loss_fn.needs_segments(has_logits=True):
             return False
         seg, spec = self.cfg["segmentation"], self.cfg["data"]["train"]
         own_source = {"segments_root", "segment_fallback", "segments"} & set(spec)
