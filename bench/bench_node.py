@@ -70,7 +70,7 @@ def bench_projection(repeats: int) -> dict:
 
     from selfdc_core.data.synthetic.frame import render_frame
     from selfdc_core.geometry import filter_occluded_points, project_points, transform_points
-    from selfdc_ros.conversions import pointcloud2_to_xyz
+    from selfdc_core.msg_decode import pointcloud2_to_xyz
 
     frame = render_frame(0, 0, height=352, width=1216, lidar=lidar64(), shadows=False)
     pts = frame.lidar_points

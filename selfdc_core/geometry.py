@@ -80,9 +80,17 @@ def _zbuffer(lin_index: np.ndarray, depth: np.ndarray, height: int, width: int) 
 
 
 def project_points(
-    points_cam: np.ndarray, K: np.ndarray, height: int, width: int, min_depth: float = 1e-3
+    points_cam: np.ndarray,
+    K: np.ndarray,
+    height: int,
+    width: int,
+    min_depth: float = 1e-3,
+    transform: np.ndarray | None = None,
 ) -> np.ndarray:
     """Project (N,3) points in the camera optical frame into an (H,W) float32 sparse depth map.
+
+    With `transform` (4x4, e.g. T_cam_lidar) the points are first moved into the camera frame;
+    fusing it here avoids materialising a transformed (N,3) copy on the node's hot path.
 
     Points behind the camera (z <= min_depth), non-finite points and points outside the
     image are dropped; when several points hit one pixel the nearest wins (z-buffer).
@@ -100,6 +108,14 @@ def project_points(
     # indexing are several times slower. NaN compares False, so the mask also drops
     # non-finite points.
     x, y, z = (np.ascontiguousarray(pts[:, i], dtype=np.float32) for i in range(3))
+    if transform is not None:
+        T = np.asarray(transform, dtype=np.float64)
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+            raise ValueError(f"transform must be a finite 4x4 matrix, got shape {T.shape}")
+        xc = T[0, 0] * x + T[0, 1] * y + T[0, 2] * z + T[0, 3]
+        yc = T[1, 0] * x + T[1, 1] * y + T[1, 2] * z + T[1, 3]
+        z = T[2, 0] * x + T[2, 1] * y + T[2, 2] * z + T[2, 3]
+        x, y = xc, yc
     w = P[2, 0] * x + P[2, 1] * y + P[2, 2] * z + P[2, 3]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         inv_w = 1.0 / w

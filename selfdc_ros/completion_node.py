@@ -29,15 +29,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from selfdc_core.geometry import (
-    filter_occluded_points,
-    project_points,
-    resize_sparse_depth,
-    transform_points,
-)
-from selfdc_core.sync import ApproximateTimeSynchronizer
-from selfdc_core.visualize import colorize_depth
-from selfdc_ros.conversions import (
+from selfdc_core.geometry import filter_occluded_points, project_points
+from selfdc_core.msg_decode import (
     BadMessage,
     camera_info_to_intrinsics,
     compressed_to_rgb,
@@ -46,8 +39,11 @@ from selfdc_ros.conversions import (
     image_to_rgb,
     pointcloud2_layout,
     pointcloud2_to_xyz,
+    register_depth_image,
     stamp_to_ns,
 )
+from selfdc_core.sync import ApproximateTimeSynchronizer
+from selfdc_core.visualize import colorize_depth
 from selfdc_ros.extrinsics import ExtrinsicError, make_extrinsic_provider
 from selfdc_ros.messages import copy_camera_info, depth_to_image, rgb_to_image, xyzrgb_cloud
 from selfdc_ros.params import declare_parameters, input_size_of
@@ -256,13 +252,13 @@ class CompletionNode(Node):
                     )
                 except ExtrinsicError as exc:
                     raise BadMessage("no_transform", str(exc)) from exc
-                sparse = project_points(transform_points(points, T), K, h, w)
+                sparse = project_points(points, K, h, w, transform=T)
                 if p["filter.enabled"]:
                     sparse, _ = filter_occluded_points(
                         sparse, p["filter.kernel_size"], p["filter.rel_threshold"], p["filter.abs_threshold"]
                     )
             else:
-                sparse = self._register_tof(tof, h, w)
+                sparse = register_depth_image(tof, h, w)
             if not (sparse > 0).any():
                 raise BadMessage("no_points_in_view", "no sparse measurement falls inside the camera image")
 
@@ -281,14 +277,6 @@ class CompletionNode(Node):
         timer.ms["latency"] = (now_ns - stamp_to_ns(image_msg.header)) / 1e6
         self._publish_diagnostics(timer.ms, image_msg.header)
         self.get_logger().info(f"timings: {self.timing.line()}", throttle_duration_sec=p["timing_log_period"])
-
-    def _register_tof(self, tof: np.ndarray, h: int, w: int) -> np.ndarray:
-        """ToF depth registered to the camera: same size, or the same field of view at another size."""
-        if tof.shape == (h, w):
-            return tof
-        if abs(tof.shape[1] / tof.shape[0] - w / h) > 0.01 * (w / h):
-            raise BadMessage("size_mismatch", f"depth image is {tof.shape[1]}x{tof.shape[0]}, camera {w}x{h}")
-        return resize_sparse_depth(tof, h, w)
 
     def _publish(self, header, info_msg, rgb, depth, confidence, K) -> None:
         p = self.params

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ros_helpers import camera_info_msg, cloud_msg, image_msg, make_header
 
-from selfdc_ros.conversions import (
+from selfdc_core.msg_decode import (
     BadMessage,
     camera_info_to_intrinsics,
     compressed_to_rgb,

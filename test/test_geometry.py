@@ -106,3 +106,14 @@ def test_resize_sparse_keeps_values_and_nearest():
     assert out[1, 1] == 7.0 and np.count_nonzero(out) == 2
     up = resize_sparse_depth(d, 8, 8)
     assert sorted(up[up > 0].tolist()) == [3.0, 5.0, 7.0]
+
+
+def test_fused_transform_equals_transform_then_project():
+    rng = np.random.default_rng(3)
+    pts = rng.normal(size=(500, 3)) * [0.3, 0.3, 1.0] + [0.0, 0.0, 4.0]
+    T = make_transform([0.1, -0.2, 0.05], [0.02, -0.03, 0.01, 1.0])
+    fused = project_points(pts, K, 24, 32, transform=T)
+    np.testing.assert_allclose(fused, project_points(transform_points(pts, T), K, 24, 32), atol=1e-5)
+    assert np.count_nonzero(fused) > 50
+    with pytest.raises(ValueError, match="transform"):
+        project_points(pts, K, 24, 32, transform=np.eye(3))

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selfdc_core.geometry import filter_occluded_points, project_points, resize_sparse_depth, transform_points
-from selfdc_ros.conversions import (  # the lead moves this module to selfdc_core.msg_decode
+from selfdc_core.geometry import filter_occluded_points, project_points
+from selfdc_core.msg_decode import (
     BadMessage,
     camera_info_to_intrinsics,
     compressed_to_rgb,
     depth_image_to_metres,
     image_to_rgb,
     pointcloud2_to_xyz,
+    register_depth_image,
     stamp_to_ns,
 )
 
@@ -47,17 +48,6 @@ class RecordedFrame:
     gt: np.ndarray | None  # (H,W) float32 m, 0 = invalid
 
 
-def register_depth_image(depth: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A ToF depth image registered to the camera: same size, or the same field of view at another size."""
-    if depth.shape == (height, width):
-        return depth
-    if abs(depth.shape[1] / depth.shape[0] - width / height) > 0.01 * (width / height):
-        raise BadMessage(
-            "size_mismatch", f"depth image is {depth.shape[1]}x{depth.shape[0]}, camera {width}x{height}"
-        )
-    return resize_sparse_depth(depth, height, width)
-
-
 def assemble_frame(
     image_msg,
     image_type: str,
@@ -76,8 +66,7 @@ def assemble_frame(
     if (info_w, info_h) != (w, h):
         raise BadMessage("size_mismatch", f"image is {w}x{h} but camera_info says {info_w}x{info_h}")
     if sparse_type == POINTCLOUD2:
-        points = transform_points(pointcloud2_to_xyz(sparse_msg), T_cam_sensor)
-        sparse = project_points(points, K, h, w)
+        sparse = project_points(pointcloud2_to_xyz(sparse_msg), K, h, w, transform=T_cam_sensor)
         if filter_kwargs is not None:
             sparse, _ = filter_occluded_points(sparse, **filter_kwargs)
     else:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from selfdc_core.geometry import resize_sparse_depth
+
 __all__ = [
     "BadMessage",
     "camera_info_to_intrinsics",
@@ -23,6 +25,7 @@ __all__ = [
     "image_to_rgb",
     "pointcloud2_layout",
     "pointcloud2_to_xyz",
+    "register_depth_image",
     "stamp_to_ns",
 ]
 
@@ -229,3 +232,14 @@ def pointcloud2_to_xyz(msg) -> np.ndarray:
     if not finite.any():
         raise BadMessage("cloud_no_finite_points", f"all {points.size} points are NaN or Inf")
     return xyz if finite.all() else xyz[finite]
+
+
+def register_depth_image(depth: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A ToF depth image registered to the camera: same size, or the same field of view at another size."""
+    if depth.shape == (height, width):
+        return depth
+    if abs(depth.shape[1] / depth.shape[0] - width / height) > 0.01 * (width / height):
+        raise BadMessage(
+            "size_mismatch", f"depth image is {depth.shape[1]}x{depth.shape[0]}, camera {width}x{height}"
+        )
+    return resize_sparse_depth(depth, height, width)
