@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import SYNTHETIC_CKPT_DATA, SYNTHETIC_CKPT_SIZE
+from conftest import SYNTHETIC_CKPT_SIZE, synthetic_test_scenes
 
 from selfdc_core.baselines import nearest_fill
-from selfdc_core.data import SyntheticScenes
 from selfdc_core.inference import CheckpointError, DepthCompleter
 from selfdc_core.models import build_model
 from selfdc_core.training.checkpoint import load_checkpoint, save_checkpoint
@@ -114,10 +113,10 @@ def test_broken_checkpoints_name_the_file(tmp_path, tiny_checkpoint):
         DepthCompleter.from_checkpoint(unbuildable)
 
 
-def test_trained_checkpoint_beats_nearest_neighbour_fill(synthetic_checkpoint):
+@pytest.mark.parametrize("sensor", ["lidar", "tof"])
+def test_trained_checkpoint_beats_nearest_neighbour_fill(synthetic_checkpoint, sensor):
     completer = DepthCompleter.from_checkpoint(synthetic_checkpoint, device="cpu")
-    kwargs = {k: v for k, v in SYNTHETIC_CKPT_DATA.items() if k not in ("name", "segments")}
-    scenes = SyntheticScenes(4, seed=4242, **kwargs)  # rooms the checkpoint never saw
+    scenes = synthetic_test_scenes(sensor)  # the frames it was trained on, without their GT
     errors = {"model": [], "nearest": []}
     for i in range(len(scenes)):
         frame = scenes.frame(i)
@@ -128,5 +127,5 @@ def test_trained_checkpoint_beats_nearest_neighbour_fill(synthetic_checkpoint):
         for name, pred in predictions.items():
             errors[name].append(np.sqrt(np.mean((pred[valid] - frame.depth[valid]) ** 2)))
     model_rmse, nearest_rmse = float(np.mean(errors["model"])), float(np.mean(errors["nearest"]))
-    print(f"synthetic_checkpoint RMSE {model_rmse:.4f} m vs nearest fill {nearest_rmse:.4f} m")
+    print(f"synthetic_checkpoint {sensor} RMSE {model_rmse:.4f} m vs nearest fill {nearest_rmse:.4f} m")
     assert model_rmse < nearest_rmse

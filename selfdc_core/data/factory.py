@@ -17,6 +17,8 @@ from __future__ import annotations
 import inspect
 from importlib import import_module
 
+from torch.utils.data import ConcatDataset
+
 DATASETS = {
     "nyu": "NYUDepthV2",
     "kitti": "KITTIDepthCompletion",
@@ -40,8 +42,14 @@ def _accepted(cls) -> tuple[set[str], bool]:
     return {n for n in params if n != "self"}, has_var_kw
 
 
-def check_dataset_spec(spec: dict, where: str = "data") -> None:
+def check_dataset_spec(spec: dict | list, where: str = "data") -> None:
     """Raise ValueError for a spec without a known `name` or with kwargs its class does not take."""
+    if isinstance(spec, list):
+        if not spec:
+            raise ValueError(f"config key {where!r} is an empty list; give at least one dataset spec")
+        for j, item in enumerate(spec):
+            check_dataset_spec(item, f"{where}[{j}]")
+        return
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(
             f"config key {where!r} must be a mapping with a 'name' ({sorted(DATASETS)}), got {spec!r}"
@@ -110,11 +118,13 @@ def build_dataset(
 
     `mode` is the config's `train.mode`, `segmentation` its `segmentation` section and `bag` its
     top-level `bag`. Returns None when the split is not configured (e.g. `data.val: null`).
+    A list of specs gives their concatenation (e.g. a field bag mixed with the original data).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     spec = data_cfg.get(split)
     if spec is None:
         return None
-    kwargs = dataset_kwargs(spec, split, mode, segmentation, bag)
-    return dataset_class(spec["name"])(**kwargs)
+    specs = spec if isinstance(spec, list) else [spec]
+    datasets = [dataset_class(s["name"])(**dataset_kwargs(s, split, mode, segmentation, bag)) for s in specs]
+    return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)

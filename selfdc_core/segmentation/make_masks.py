@@ -57,17 +57,21 @@ def make_masks(dataset, generator, cache: LabelCache, shard=(0, 1), overwrite=Fa
     from tqdm import tqdm
 
     generator = resolve_generator(generator)
-    indices = shard_indices(len(dataset), shard)
+    # A ConcatDataset (a config with a list of dataset specs) is walked part by part.
+    parts = getattr(dataset, "datasets", [dataset])
+    items = [(part, j) for part in parts for j in range(len(part))]
+    indices = shard_indices(len(items), shard)
     summary = MakeMasksSummary(total=len(indices))
     bar = tqdm(indices, desc=f"make_masks {shard[0]}/{shard[1]}", unit="img", disable=not progress)
     for index in bar:
         key = f"<index {index}>"
         try:
-            key = dataset.key(index)
+            part, j = items[index]
+            key = part.key(j)
             if not overwrite and cache.exists(key):
                 summary.skipped += 1
                 continue
-            cache.save(key, generator(dataset.raw_rgb(index)))
+            cache.save(key, generator(part.raw_rgb(j)))
             summary.done += 1
         except Exception as err:  # one bad file must not end a long run
             log.warning("make_masks: %s failed: %s: %s", key, type(err).__name__, err)

@@ -145,7 +145,8 @@ class Trainer:
         if not self.loss_fn.needs_segments(has_logits=True):
             return False
         seg, spec = self.cfg["segmentation"], self.cfg["data"]["train"]
-        own_source = {"segments_root", "segment_fallback", "segments"} & set(spec)
+        specs = spec if isinstance(spec, list) else [spec]
+        own_source = all({"segments_root", "segment_fallback", "segments"} & set(s) for s in specs)
         if seg["cache_root"] is None and seg["fallback"] is None and not own_source:
             raise ValueError(
                 "the self-supervised loss needs segmentation pseudo-labels but neither "
