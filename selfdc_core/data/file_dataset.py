@@ -14,6 +14,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from selfdc_core.data.io import DataError
+from selfdc_core.segmentation.source import optional_segment_source
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class FileDataset(Dataset):
         self.segment_fallback = segment_fallback
         self.skipped = 0  # items skipped in this process (each DataLoader worker counts its own)
         self.skipped_files: list[str] = []
-        self._segment_source = None
+        self._segment_source = optional_segment_source(segments_root, segment_fallback)
 
     # ---- subclass interface ----
     def key(self, i: int) -> str:
@@ -64,25 +65,11 @@ class FileDataset(Dataset):
 
     @property
     def uses_segments(self) -> bool:
-        return self.segments_root is not None or self.segment_fallback is not None
+        return self._segment_source is not None
 
     def _raw_segments(self, key: str, rgb: np.ndarray) -> np.ndarray | None:
         """Pseudo-labels at the stored image resolution, or None when none are configured."""
-        if not self.uses_segments:
-            return None
-        if self._segment_source is None:
-            from selfdc_core.segmentation import SegmentSource
-
-            self._segment_source = SegmentSource(
-                cache_root=self.segments_root, fallback=self.segment_fallback
-            )
-        labels = np.asarray(self._segment_source.get(key, rgb))
-        if labels.shape != rgb.shape[:2]:
-            raise DataError(
-                f"{key}: pseudo-labels have shape {labels.shape}, expected {rgb.shape[:2]} "
-                "(labels are computed on the stored image, raw_rgb)"
-            )
-        return labels.astype(np.int64, copy=False)
+        return None if self._segment_source is None else self._segment_source.get(key, rgb)
 
     @staticmethod
     def _missing_report(missing: list[str], what: str, total: int) -> str:

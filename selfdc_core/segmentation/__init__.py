@@ -21,7 +21,7 @@ from .common import MissingWeightsError
 from .generators import GENERATOR_NAMES, build_generator, resolve_generator
 from .make_masks import MakeMasksSummary, make_masks, parse_shard, shard_indices
 from .relabel import paint_masks, rank_regions_by_area
-from .source import MissingLabelError, SegmentSource, make_masks_command
+from .source import MissingLabelError, SegmentSource, make_masks_command, optional_segment_source
 
 __all__ = [
     "GENERATOR_NAMES",
@@ -33,6 +33,7 @@ __all__ = [
     "build_generator",
     "make_masks",
     "make_masks_command",
+    "optional_segment_source",
     "paint_masks",
     "parse_shard",
     "rank_regions_by_area",

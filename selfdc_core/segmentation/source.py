@@ -73,3 +73,10 @@ class SegmentSource:
     @property
     def cache_root(self) -> Path | None:
         return None if self.cache is None else self.cache.root
+
+
+def optional_segment_source(cache_root=None, fallback=None) -> SegmentSource | None:
+    """The SegmentSource of a dataset, or None when it is configured without pseudo-labels."""
+    if cache_root is None and fallback is None:
+        return None
+    return SegmentSource(cache_root=cache_root, fallback=fallback)

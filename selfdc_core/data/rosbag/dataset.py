@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 from selfdc_core.data.base import make_sample
 from selfdc_core.data.sampling import file_rng, training_rng
 from selfdc_core.data.transforms import AugmentConfig, PixelTransform, color_jitter, sample_augmentation
+from selfdc_core.segmentation.source import optional_segment_source
 
 from .cache import SampleCache
 from .extract import extract_bag
@@ -115,7 +116,7 @@ class RosbagDataset(Dataset):
         chosen = time_split(np.array([s["stamp"] for s in all_samples]), split, val_fraction)
         self.samples = [all_samples[i] for i in chosen]
         self.segments_root, self.segment_fallback = segments_root, segment_fallback
-        self._segment_source = None
+        self._segment_source = optional_segment_source(segments_root, segment_fallback)
 
     @staticmethod
     def _check_size(size) -> tuple[int, int]:
@@ -144,19 +145,7 @@ class RosbagDataset(Dataset):
         return self.cache.read(self.stamp(i))["rgb"]
 
     def _segments(self, key: str, rgb: np.ndarray) -> np.ndarray | None:
-        if self.segments_root is None and self.segment_fallback is None:
-            return None
-        if self._segment_source is None:
-            from selfdc_core.segmentation import SegmentSource
-
-            self._segment_source = SegmentSource(
-                cache_root=self.segments_root, fallback=self.segment_fallback
-            )
-        labels = np.asarray(self._segment_source.get(key, rgb))
-        if labels.shape != rgb.shape[:2]:
-            raise ValueError(f"{key}: pseudo-labels have shape {labels.shape}, expected {rgb.shape[:2]} "
-                             "(labels are computed on the recorded image, raw_rgb)")
-        return labels.astype(np.int64, copy=False)
+        return None if self._segment_source is None else self._segment_source.get(key, rgb)
 
     def __getitem__(self, i: int) -> dict:
         entry = self.samples[self._index(i)]

@@ -8,6 +8,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from selfdc_core.geometry import filter_occluded_points, project_points, transform_points
+from selfdc_core.segmentation.source import optional_segment_source
 
 from ..base import make_sample
 from .environments import get_environment
@@ -85,7 +86,7 @@ class SyntheticScenes(Dataset):
         )
         self.shadows, self.cache = shadows, cache
         self.segments_root, self.segment_fallback = segments_root, segment_fallback
-        self._segment_source = None
+        self._segment_source = optional_segment_source(segments_root, segment_fallback)
         self._frames: dict[int, SyntheticFrame] = {}
 
     @staticmethod
@@ -165,14 +166,8 @@ class SyntheticScenes(Dataset):
             from selfdc_core.segmentation.relabel import rank_regions_by_area
 
             return rank_regions_by_area(frame.object_ids)
-        if self.segments_root is None and self.segment_fallback is None:
-            return None
         if self._segment_source is None:
-            from selfdc_core.segmentation import SegmentSource
-
-            self._segment_source = SegmentSource(
-                cache_root=self.segments_root, fallback=self.segment_fallback
-            )
+            return None
         return self._segment_source.get(self.key(i), frame.rgb)
 
     def __getitem__(self, i: int) -> dict:
