@@ -73,7 +73,7 @@ def score(checkpoint: Path, dataset) -> dict[str, dict[str, float]]:
 
     completer = DepthCompleter.from_checkpoint(checkpoint, device="auto")
     result = evaluate(completer_predict_fn(completer), dataset, MAX_DEPTH, batch_size=4, progress=False)
-    return {s.method: s.mean() for s in result.scores}
+    return {s.method: s.mean for s in result.scores}
 
 
 def main(argv=None) -> int:
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"  {row[0]:<10} {row[1]:>14} {row[2]:>18}")
     for name, value in results["baselines_rmse"].items():
-        print(f"  ({name} fill of the same sparse input: RMSE {value:.3f} m)")
+        print(f"  ({name} of the same sparse input: RMSE {value:.3f} m)")
     print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in results["time_s"].items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
