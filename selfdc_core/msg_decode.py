@@ -14,18 +14,20 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from selfdc_core.geometry import resize_sparse_depth
+from selfdc_core.geometry import filter_occluded_points, project_points, resize_sparse_depth
 
 __all__ = [
     "BadMessage",
     "camera_info_to_intrinsics",
     "compressed_to_rgb",
+    "decode_camera",
     "depth_image_to_metres",
     "image_to_array",
     "image_to_rgb",
     "pointcloud2_layout",
     "pointcloud2_to_xyz",
     "register_depth_image",
+    "sparse_from_cloud",
     "stamp_to_ns",
 ]
 
@@ -234,12 +236,42 @@ def pointcloud2_to_xyz(msg) -> np.ndarray:
     return xyz if finite.all() else xyz[finite]
 
 
+def decode_camera(image_msg, info_msg, decode_image, use_projection: bool = False):
+    """(rgb, K or P) of one image + camera_info pair, whose sizes must agree.
+
+    `decode_image` is image_to_rgb or compressed_to_rgb, chosen once by the caller.
+    """
+    rgb = decode_image(image_msg)
+    K, info_w, info_h = camera_info_to_intrinsics(info_msg, use_projection)
+    h, w = rgb.shape[:2]
+    if (info_w, info_h) != (w, h):
+        raise BadMessage("size_mismatch", f"image is {w}x{h} but camera_info says {info_w}x{info_h}")
+    return rgb, K
+
+
+def _require_points_in_view(sparse: np.ndarray) -> np.ndarray:
+    if not (sparse > 0).any():
+        raise BadMessage("no_points_in_view", "no sparse measurement falls inside the camera image")
+    return sparse
+
+
+def sparse_from_cloud(
+    points, K, height: int, width: int, T_cam_sensor=None, filter_kwargs=None
+) -> np.ndarray:
+    """Sparse depth (H,W) of a decoded cloud: projected with the z-buffer, optionally occlusion-filtered
+    (`filter_kwargs` of geometry.filter_occluded_points, None = off)."""
+    sparse = project_points(points, K, height, width, transform=T_cam_sensor)
+    if filter_kwargs is not None:
+        sparse, _ = filter_occluded_points(sparse, **filter_kwargs)
+    return _require_points_in_view(sparse)
+
+
 def register_depth_image(depth: np.ndarray, height: int, width: int) -> np.ndarray:
     """A ToF depth image registered to the camera: same size, or the same field of view at another size."""
     if depth.shape == (height, width):
-        return depth
+        return _require_points_in_view(depth)
     if abs(depth.shape[1] / depth.shape[0] - width / height) > 0.01 * (width / height):
         raise BadMessage(
             "size_mismatch", f"depth image is {depth.shape[1]}x{depth.shape[0]}, camera {width}x{height}"
         )
-    return resize_sparse_depth(depth, height, width)
+    return _require_points_in_view(resize_sparse_depth(depth, height, width))

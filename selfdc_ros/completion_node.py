@@ -29,17 +29,18 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from selfdc_core.geometry import filter_occluded_points, project_points
 from selfdc_core.msg_decode import (
     BadMessage,
     camera_info_to_intrinsics,
     compressed_to_rgb,
+    decode_camera,
     depth_image_to_metres,
     image_to_array,
     image_to_rgb,
     pointcloud2_layout,
     pointcloud2_to_xyz,
     register_depth_image,
+    sparse_from_cloud,
     stamp_to_ns,
 )
 from selfdc_core.sync import ApproximateTimeSynchronizer
@@ -122,6 +123,11 @@ class CompletionNode(Node):
             else (ReliabilityPolicy.RELIABLE)
         )
         in_qos = QoSProfile(depth=p["qos.depth"], history=HistoryPolicy.KEEP_LAST, reliability=reliability)
+        self._filter_kwargs = (
+            {k: p[f"filter.{k}"] for k in ("kernel_size", "rel_threshold", "abs_threshold")}
+            if p["filter.enabled"]
+            else None
+        )
         if p["image_transport"] == "compressed":
             self._image_decoder = compressed_to_rgb
             self.create_subscription(
@@ -232,11 +238,8 @@ class CompletionNode(Node):
         image_msg, info_msg, sparse_msg = job.messages
 
         with timer.stage("decode"):
-            rgb = self._image_decoder(image_msg)
-            K, info_w, info_h = camera_info_to_intrinsics(info_msg, p["use_projection_matrix"])
+            rgb, K = decode_camera(image_msg, info_msg, self._image_decoder, p["use_projection_matrix"])
             h, w = rgb.shape[:2]
-            if (info_w, info_h) != (w, h):
-                raise BadMessage("size_mismatch", f"image is {w}x{h} but camera_info says {info_w}x{info_h}")
             if isinstance(sparse_msg, PointCloud2):
                 points = pointcloud2_to_xyz(sparse_msg)
             else:
@@ -252,15 +255,9 @@ class CompletionNode(Node):
                     )
                 except ExtrinsicError as exc:
                     raise BadMessage("no_transform", str(exc)) from exc
-                sparse = project_points(points, K, h, w, transform=T)
-                if p["filter.enabled"]:
-                    sparse, _ = filter_occluded_points(
-                        sparse, p["filter.kernel_size"], p["filter.rel_threshold"], p["filter.abs_threshold"]
-                    )
+                sparse = sparse_from_cloud(points, K, h, w, T, self._filter_kwargs)
             else:
                 sparse = register_depth_image(tof, h, w)
-            if not (sparse > 0).any():
-                raise BadMessage("no_points_in_view", "no sparse measurement falls inside the camera image")
 
         want_conf = self.pub_conf.get_subscription_count() > 0
         with timer.stage("inference"):

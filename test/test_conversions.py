@@ -11,9 +11,12 @@ from selfdc_core.msg_decode import (
     BadMessage,
     camera_info_to_intrinsics,
     compressed_to_rgb,
+    decode_camera,
     depth_image_to_metres,
     image_to_rgb,
     pointcloud2_to_xyz,
+    register_depth_image,
+    sparse_from_cloud,
     stamp_to_ns,
 )
 from selfdc_ros.messages import copy_camera_info, depth_to_image, rgb_to_image, xyzrgb_cloud
@@ -180,3 +183,28 @@ def test_rosbags_messages_decode_the_same():
         is_dense=True,
     )
     np.testing.assert_array_equal(pointcloud2_to_xyz(bag_cloud), pointcloud2_to_xyz(ros_cloud))
+
+
+def test_decode_camera_checks_image_against_camera_info():
+    K = np.array([[10.0, 0, 3.0], [0, 10.0, 2.0], [0, 0, 1]])
+    rgb, K_out = decode_camera(image_msg(RGB, "rgb8", 1), camera_info_msg(K, 5, 7, 1), image_to_rgb)
+    np.testing.assert_array_equal(rgb, RGB)
+    np.testing.assert_allclose(K_out, K)
+    with pytest.raises(BadMessage) as err:
+        decode_camera(image_msg(RGB, "rgb8", 1), camera_info_msg(K, 6, 7, 1), image_to_rgb)
+    assert err.value.kind == "size_mismatch"
+
+
+def test_sparse_maps_need_a_point_in_view():
+    K = np.array([[10.0, 0, 3.0], [0, 10.0, 2.0], [0, 0, 1]])
+    T = np.eye(4)
+    T[2, 3] = 1.0  # the sensor sits 1 m behind the camera
+    sparse = sparse_from_cloud(np.array([[0.0, 0.0, 1.0]]), K, 5, 7, T)
+    assert sparse[2, 3] == pytest.approx(2.0) and np.count_nonzero(sparse) == 1
+    for make_empty in (
+        lambda: sparse_from_cloud(np.array([[0.0, 0.0, -5.0]]), K, 5, 7, T),  # behind the camera
+        lambda: register_depth_image(np.zeros((5, 7), np.float32), 5, 7),
+    ):
+        with pytest.raises(BadMessage) as err:
+            make_empty()
+        assert err.value.kind == "no_points_in_view"

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selfdc_core.geometry import filter_occluded_points, project_points
 from selfdc_core.msg_decode import (
     BadMessage,
-    camera_info_to_intrinsics,
     compressed_to_rgb,
+    decode_camera,
     depth_image_to_metres,
     image_to_rgb,
     pointcloud2_to_xyz,
     register_depth_image,
+    sparse_from_cloud,
     stamp_to_ns,
 )
 
@@ -60,19 +60,13 @@ def assemble_frame(
     gt_msg=None,
 ) -> RecordedFrame:
     """Decode and project one set; raises BadMessage (with a `kind`) for anything unusable."""
-    rgb = compressed_to_rgb(image_msg) if image_type == COMPRESSED_IMAGE else image_to_rgb(image_msg)
-    K, info_w, info_h = camera_info_to_intrinsics(info_msg, use_projection_matrix)
+    decode_image = compressed_to_rgb if image_type == COMPRESSED_IMAGE else image_to_rgb
+    rgb, K = decode_camera(image_msg, info_msg, decode_image, use_projection_matrix)
     h, w = rgb.shape[:2]
-    if (info_w, info_h) != (w, h):
-        raise BadMessage("size_mismatch", f"image is {w}x{h} but camera_info says {info_w}x{info_h}")
     if sparse_type == POINTCLOUD2:
-        sparse = project_points(pointcloud2_to_xyz(sparse_msg), K, h, w, transform=T_cam_sensor)
-        if filter_kwargs is not None:
-            sparse, _ = filter_occluded_points(sparse, **filter_kwargs)
+        sparse = sparse_from_cloud(pointcloud2_to_xyz(sparse_msg), K, h, w, T_cam_sensor, filter_kwargs)
     else:
         sparse = register_depth_image(depth_image_to_metres(sparse_msg), h, w)
-    if not (sparse > 0).any():
-        raise BadMessage("no_points_in_view", "no sparse measurement falls inside the camera image")
     gt = None
     if gt_msg is not None:
         gt = depth_image_to_metres(gt_msg)
