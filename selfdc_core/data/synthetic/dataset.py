@@ -7,7 +7,7 @@ from dataclasses import fields
 import numpy as np
 from torch.utils.data import Dataset
 
-from selfdc_core.geometry import filter_occluded_points, project_points, transform_points
+from selfdc_core.geometry import filter_occluded_points, project_points
 from selfdc_core.segmentation.source import optional_segment_source
 
 from ..base import make_sample
@@ -146,8 +146,9 @@ class SyntheticScenes(Dataset):
         frame = frame if frame is not None else self.frame(i)
         rng = frame_rngs(self.seed, self._index(i), self.environment)["sparse"]
         if self.sparse == "lidar":
-            points_cam = transform_points(frame.lidar_points, frame.T_cam_lidar)
-            sparse = project_points(points_cam, frame.K, self.height, self.width)
+            sparse = project_points(
+                frame.lidar_points, frame.K, self.height, self.width, transform=frame.T_cam_lidar
+            )
             if self.filter_lidar:
                 sparse, _ = filter_occluded_points(sparse)
             return sparse
