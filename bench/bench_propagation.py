@@ -6,7 +6,8 @@ batch 4, 228x304, 18 steps: forward under no_grad, and forward + backward to eve
 parameter. The two implementations alternate run by run, so a busy machine slows both alike; the
 figures that matter are the ratios. Peak memory of forward + backward is measured in a fresh child
 process per implementation, on its first run (on CPU the peak RSS above the RSS before the run, so
-every page the run touches counts; on CUDA max_memory_allocated). Prints a table and writes bench/results/propagation.json.
+every page the run touches counts; on CUDA max_memory_allocated).
+Prints a table and writes bench/results/propagation.json.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def peak_memory(mode: str, device: torch.device, args) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each kind (after one warm-up)")
     parser.add_argument("--batch", type=int, default=4)

@@ -61,7 +61,7 @@ def test_gather_equals_deform_conv_values_and_gradients(dtype, preserve_input, s
     value_tol, grad_tol = TOLERANCE[dtype]
     assert relative_error(out_fast, out_ref) <= value_tol
     names = ["depth_init", "guidance", "confidence", "conv weight", "conv bias", "affinity scale"]
-    for name, g_fast, g_ref in zip(names, grads_fast, grads_ref):
+    for name, g_fast, g_ref in zip(names, grads_fast, grads_ref, strict=True):
         assert g_ref.abs().max() > 0, f"reference gradient of {name} is zero: the test would prove nothing"
         assert relative_error(g_fast, g_ref) <= grad_tol, name
 

@@ -104,7 +104,7 @@ class CornerFactors:
         flat = bordered(values)
         index = self.top_left.flatten(1).long()
         total = None
-        for shift, weight in zip(self.shifts, self.weights() if weights is None else weights):
+        for shift, weight in zip(self.shifts, self.weights() if weights is None else weights, strict=True):
             term = flat.gather(1, index + shift).view_as(weight) * weight
             total = term if total is None else total + term
         return total

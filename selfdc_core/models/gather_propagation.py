@@ -61,7 +61,7 @@ def _spread(factors: CornerFactors, weights: list[Tensor], per_entry: Tensor) ->
     """Adjoint of sampling: add weight * per_entry (H*W*9,) into each corner of a bordered map."""
     spread = per_entry.new_zeros((factors.height + 2) * (factors.width + 2))
     columns = factors.top_left.flatten()
-    for shift, weight in zip(factors.shifts, weights):
+    for shift, weight in zip(factors.shifts, weights, strict=True):
         spread[shift:].index_add_(0, columns, weight.flatten() * per_entry)
     return spread
 
@@ -131,14 +131,14 @@ class _Propagation(torch.autograd.Function):
             g = bordered(grad[b : b + 1]).flatten()
             for t in reversed(range(inputs.shape[0])):
                 g_entries = op.pixel_gradient(g)
-                for shift, acc in zip(op.factors.shifts, per_corner):
+                for shift, acc in zip(op.factors.shifts, per_corner, strict=True):
                     acc.addcmul_(inputs[t, b, shift:].index_select(0, columns), g_entries)
                 g = _spread(op.factors, op.weights, g_entries)
                 if op.measured is not None:
                     # The reset replaced measured pixels: nothing flows to what they held before.
                     g = g.masked_fill(op.measured, 0)
             grad_depth[b] = unbordered(g.view(1, -1), height, width)[0]
-            per_corner = [acc.view_as(w) for acc, w in zip(per_corner, op.weights)]
+            per_corner = [acc.view_as(w) for acc, w in zip(per_corner, op.weights, strict=True)]
             d_off, d_aff = _bilinear_gradients(op.factors, op.per_tap, per_corner)
             grad_offsets[b], grad_affinity[b] = d_off.view_as(offsets[b]), d_aff.view_as(affinity[b])
         return grad_depth, grad_offsets, grad_affinity, None, None
