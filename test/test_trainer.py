@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from selfdc_core.training.checkpoint import CheckpointError, load_checkpoint
+from selfdc_core.model_io import CheckpointError, load_checkpoint
 from selfdc_core.training.config import load_config
 from selfdc_core.training.trainer import Trainer, TrainingDiverged
 

@@ -126,7 +126,7 @@ def run(cfg: dict, figures: int = 4, progress: bool = True) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from selfdc_core.training.checkpoint import CheckpointError
+    from selfdc_core.model_io import CheckpointError
     from selfdc_core.training.config import load_config
 
     started = time.perf_counter()

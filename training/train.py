@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from selfdc_core.training.checkpoint import CheckpointError
+    from selfdc_core.model_io import CheckpointError
     from selfdc_core.training.config import load_config
 
     try:

@@ -25,19 +25,14 @@ from tqdm import tqdm
 
 from selfdc_core.data.factory import build_dataset
 from selfdc_core.losses import SelfDCLoss, supervised_loss
+from selfdc_core.model_io import load_checkpoint, load_model_weights, save_checkpoint
 from selfdc_core.models import build_model
 
-from .checkpoint import (
-    capture_rng_state,
-    load_checkpoint,
-    load_model_weights,
-    restore_rng_state,
-    save_checkpoint,
-)
 from .config import save_config
 from .distributed import DistContext, init_distributed
 from .interrupt import StopRequest
 from .loaders import make_loader
+from .rng import capture_rng_state, restore_rng_state
 from .schedule import build_optimizer, build_scheduler
 from .summary import example_panel
 
