@@ -106,9 +106,31 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def temp_path(path: Path) -> Path:
+def temp_path(path: Path, pid: int | None = None) -> Path:
     """The temp file `save_checkpoint` writes before the rename (hidden, per process)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else
+        return True
+    return True
+
+
+def stale_temp_files(folder: str | Path) -> list[Path]:
+    """Temp files left in `folder` by checkpoint writers that were killed (their process is gone)."""
+    stale = []
+    for tmp in Path(folder).glob(".*.pt.*.tmp"):
+        pid = tmp.name[: -len(".tmp")].rsplit(".", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            stale.append(tmp)
+    return sorted(stale)
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:

@@ -159,6 +159,18 @@ class SyntheticBag:
     frames: list = field(default_factory=list)  # the SyntheticFrames, when keep_frames
 
 
+def _write_tf_static(bag: BagWriter, stamp: int, T_cam_lidar: np.ndarray) -> None:
+    """base_link -> camera_link -> camera optical frame, and base_link -> LiDAR, on /tf_static."""
+    T_link_optical = np.eye(4)
+    T_link_optical[:3, :3] = R_LINK_OPTICAL
+    T_base_optical = T_BASE_CAMERA_LINK @ T_link_optical
+    bag.tf_static(stamp, [
+        ("base_link", "camera_link", T_BASE_CAMERA_LINK),
+        ("camera_link", CAMERA_FRAME, T_link_optical),
+        ("base_link", LIDAR_FRAME, T_base_optical @ T_cam_lidar),
+    ])
+
+
 def write_synthetic_bag(
     path,
     num_frames: int,
@@ -206,14 +218,7 @@ def write_synthetic_bag(
             if i == 0 and sparse == "pointcloud":
                 out.T_cam_lidar = frame.T_cam_lidar
                 if tf_static:
-                    T_link_optical = np.eye(4)
-                    T_link_optical[:3, :3] = R_LINK_OPTICAL
-                    T_base_optical = T_BASE_CAMERA_LINK @ T_link_optical
-                    bag.tf_static(t - period, [
-                        ("base_link", "camera_link", T_BASE_CAMERA_LINK),
-                        ("camera_link", CAMERA_FRAME, T_link_optical),
-                        ("base_link", LIDAR_FRAME, T_base_optical @ frame.T_cam_lidar),
-                    ])
+                    _write_tf_static(bag, t - period, frame.T_cam_lidar)
             if keep_frames:
                 out.frames.append(frame)
             if i not in drop:
