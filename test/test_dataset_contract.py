@@ -9,7 +9,8 @@ import pytest
 from test_nyu import TEST, block_depth, write_h5
 
 from selfdc_core.data import NYUDepthV2, SyntheticScenes
-from selfdc_core.data.frame_dataset import check_index, drop_out_of_range
+from selfdc_core.data.factory import DATASETS, dataset_class
+from selfdc_core.data.frame_dataset import FrameDataset, FrameSource, RawFrame, check_index, drop_out_of_range
 
 
 def test_out_of_range_and_non_finite_depths_are_zeroed_and_counted():
@@ -56,3 +57,24 @@ def test_one_index_rule_for_every_dataset():
         check_index(1.0, 3, "X")
     with pytest.raises(TypeError):
         check_index(True, 3, "X")
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_every_dataset_is_a_frame_source_on_the_shared_pipeline(name):
+    cls = dataset_class(name)
+    assert issubclass(cls, FrameDataset)
+    assert cls.read is not FrameDataset.read  # the source part is its own
+    assert "_load" not in vars(cls) and "__getitem__" not in vars(cls)  # the rest is shared
+
+
+def test_a_sample_is_the_raw_frame_through_the_shared_pipeline():
+    ds = SyntheticScenes(num_frames=1, seed=2, height=32, width=48, sparse="random", num_samples=50,
+                         with_gt=True, segments="oracle")
+    assert isinstance(ds, FrameSource)
+    raw = ds.read(0)
+    assert isinstance(raw, RawFrame) and raw.rgb.dtype == np.uint8 and raw.segments is not None
+    item = ds[0]
+    np.testing.assert_array_equal(item["sparse"][0].numpy(), raw.sparse)
+    np.testing.assert_array_equal(item["gt"][0].numpy(), raw.gt)
+    np.testing.assert_array_equal(item["segments"].numpy(), raw.segments)
+    np.testing.assert_allclose(item["rgb"].numpy().transpose(1, 2, 0) * 255.0, raw.rgb, atol=1e-4)

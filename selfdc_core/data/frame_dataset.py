@@ -1,35 +1,34 @@
-"""What every dataset shares: indexing, bad-item skipping, the view pipeline and the sample checks.
+"""One data contract: frame sources read frames as stored, `FrameDataset` turns them into samples.
 
-A dataset (NYU, KITTI-DC, rosbag, synthetic) subclasses `FrameDataset` and provides `__len__`,
-`key(i)`, optionally `source(i)` (the file to name in errors) and `_load(i) -> sample dict`. It
-builds the sample with the two shared steps:
+A frame source (NYU, KITTI-DC, rosbag, synthetic) implements the `FrameSource` protocol:
+    __len__()                number of frames
+    key(i) -> str            stable id (the pseudo-label cache mirrors it)
+    read(i) -> RawFrame      rgb, sparse (None: sample it from gt), K, gt (None: not read)
+and, when its frames need resizing or cropping, `place(transform, params, rng)`.
 
-    view = self.view(key, rgb, K, rng, place)   # augment -> place (resize/crop) -> colour jitter,
-                                                # with the pseudo-labels resampled the same way
-    return self.sample(key, view.rgb, sparse, view.K, view.segments, gt)
-
-`sample` drops sparse depths outside [min_depth, max_depth] (or not finite) and counts them
-(`dropped_depths`): one absurd return must not reach the network. `__getitem__` turns a
-`DataError` into an exception (default) or, with `skip_bad=True`, a logged and counted skip to
-the next item, and it names the item's file on any other exception.
+`FrameDataset` owns everything after reading, identically for every source:
+    augmentation -> place (resize/crop) -> one resampling of rgb, depths and pseudo-labels ->
+    colour jitter -> sparse sampling (when the source has none) -> implausible sparse depths
+    dropped and counted (`dropped_depths`) -> sample dict (`gt` only when `with_gt`).
+Its `__getitem__` is the one bad-item wrapper: a `DataError` is raised (default) or, with
+`skip_bad=True`, logged, counted and skipped; any other exception gets the item's file named.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from selfdc_core.data.base import make_sample
 from selfdc_core.data.io import DataError
-from selfdc_core.data.sampling import file_rng, training_rng
+from selfdc_core.data.sampling import file_rng, sample_sparse_depth, training_rng
 from selfdc_core.data.transforms import (
     AugmentConfig,
-    AugmentParams,
     PixelTransform,
     color_jitter,
     sample_augmentation,
@@ -44,16 +43,49 @@ DEFAULT_MAX_DEPTH = 1000.0
 
 
 @dataclass
+class RawFrame:
+    """One frame as its source stores it (before any augmentation, resize or crop)."""
+
+    rgb: np.ndarray  # uint8 (H,W,3)
+    sparse: np.ndarray | None  # (H,W) metres, 0 = no measurement; None: sampled from `gt`
+    K: np.ndarray  # (3,3) intrinsics of the stored image
+    gt: np.ndarray | None = None  # (H,W) metres, 0 = invalid; None when not read
+    segments: np.ndarray | None = None  # labels that come with the frame (they win over the cache)
+    extras: dict = field(default_factory=dict)  # per-item values added to the sample (e.g. stamp)
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    def __len__(self) -> int: ...
+
+    def key(self, i: int) -> str: ...
+
+    def read(self, i: int) -> RawFrame: ...
+
+
+@dataclass
 class View:
-    """An image after augmentation and placement, with what moved with it."""
+    """The output geometry of one item: the transform from the stored frame, and the placed rgb.
 
-    transform: PixelTransform
+    Without a transform (no augmentation, no placement) the stored arrays are used as they are."""
+
+    transform: PixelTransform | None
     rgb: np.ndarray
-    segments: np.ndarray | None
+    K: np.ndarray
+    segments: np.ndarray | None = None
 
-    @property
-    def K(self) -> np.ndarray:
-        return self.transform.K
+    def dense(self, depth: np.ndarray | None) -> np.ndarray | None:
+        if depth is None or self.transform is None:
+            return depth
+        return self.transform.apply_dense_depth(depth)
+
+    def sparse(self, depth: np.ndarray) -> np.ndarray:
+        return depth if self.transform is None else self.transform.apply_sparse_depth(depth)
+
+    def labels(self, labels: np.ndarray | None) -> np.ndarray | None:
+        if labels is None or self.transform is None:
+            return labels
+        return self.transform.apply_nearest(labels)
 
 
 def check_index(i, n: int, owner: str) -> int:
@@ -76,7 +108,10 @@ def drop_out_of_range(sparse: np.ndarray, min_depth: float, max_depth: float) ->
 
 
 class FrameDataset(Dataset):
-    """Base of the datasets; see the module docstring for what a subclass provides."""
+    """Samples from a frame source; a dataset class is a FrameSource that inherits this."""
+
+    with_gt: bool = False
+    num_samples: int | None = None  # sparse points drawn from gt when the source has no sparse depth
 
     def __init__(self, split: str = "val", augment=None, seed: int = 0, skip_bad: bool = False,
                  segments_root=None, segment_fallback=None, min_depth: float = 0.0,
@@ -94,16 +129,23 @@ class FrameDataset(Dataset):
         self.skipped_files: list[str] = []
         self.dropped_depths = 0  # sparse depths outside [min_depth, max_depth], in this process
 
-    # ---- subclass interface ----
+    # ---- the source's part ----
     def key(self, i: int) -> str:
+        raise NotImplementedError
+
+    def read(self, i: int) -> RawFrame:
         raise NotImplementedError
 
     def source(self, i: int) -> str:
         """What to name when item i is bad (its file); the key unless a subclass knows better."""
         return self.key(i)
 
-    def _load(self, i: int) -> dict:
-        raise NotImplementedError
+    # Set `place` to a method `place(transform, params, rng)` that resizes/crops to the output.
+    place = None
+
+    def raw_rgb(self, i: int) -> np.ndarray:
+        """The image as stored (pseudo-labels are computed and cached at this size)."""
+        return self.read(self._index(i)).rgb
 
     # ---- indexing and bad items ----
     def _index(self, i) -> int:
@@ -132,20 +174,43 @@ class FrameDataset(Dataset):
         """Training draws fresh randomness per item; other splits are seeded by the item's key."""
         return training_rng() if self.split == "train" else file_rng(key, self.seed)
 
-    def view(self, key: str, rgb: np.ndarray, K: np.ndarray, rng: np.random.Generator,
-             place: Callable[[PixelTransform, AugmentParams | None], None]) -> View:
-        """Augment (when on), `place` (resize/crop to the output), resample once, colour-jitter."""
-        tf = PixelTransform(K, *rgb.shape[:2])
+    def _load(self, i: int) -> dict:
+        key = self.key(i)
+        frame = self.read(i)
+        rng = self.frame_rng(key)
+        try:
+            view = self.view(key, frame, rng)
+        except DataError as exc:  # the frame does not fit the placement (e.g. smaller than the crop)
+            raise DataError(f"{self.source(i)}: {exc}") from exc
+        gt = view.dense(frame.gt)
+        if frame.sparse is not None:
+            sparse = view.sparse(frame.sparse)
+        else:
+            try:
+                sparse = sample_sparse_depth(gt, self.num_samples, rng)
+            except ValueError as exc:
+                raise DataError(f"{self.source(i)}: {exc}") from exc
+        sample = self.sample(key, view.rgb, sparse, view.K, view.segments, gt if self.with_gt else None)
+        sample.update(frame.extras)
+        return sample
+
+    def view(self, key: str, frame: RawFrame, rng: np.random.Generator) -> View:
+        """Augment (when on), place (resize/crop to the output), resample once, colour-jitter."""
+        labels = frame.segments if frame.segments is not None else self._raw_segments(key, frame.rgb)
+        if self.augment is None and self.place is None:  # already at the output size
+            return View(None, frame.rgb, frame.K, labels)
+        tf = PixelTransform(frame.K, *frame.rgb.shape[:2])
         params = sample_augmentation(self.augment, rng) if self.augment is not None else None
         if params is not None:
             tf.apply_augmentation(params)
-        place(tf, params)
-        rgb_out = tf.apply_image(rgb)
+        if self.place is not None:
+            self.place(tf, params, rng)
+        rgb_out = tf.apply_image(frame.rgb)
         if params is not None:
             rgb_out = color_jitter(rgb_out, params)
-        raw_segments = self._raw_segments(key, rgb)
-        segments = tf.apply_nearest(raw_segments) if raw_segments is not None else None
-        return View(tf, rgb_out, segments)
+        view = View(tf, rgb_out, tf.K)
+        view.segments = view.labels(labels)
+        return view
 
     def sample(self, key: str, rgb: np.ndarray, sparse: np.ndarray, K: np.ndarray,
                segments: np.ndarray | None = None, gt: np.ndarray | None = None) -> dict:

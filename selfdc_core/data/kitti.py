@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset
+from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 from selfdc_core.data.io import (
     DataError,
     read_depth_png,
@@ -262,7 +262,8 @@ class KITTIDepthCompletion(FrameDataset):
             self._intrinsics_cache[cache_key] = K
         return self._intrinsics_cache[cache_key]
 
-    def _load(self, i: int) -> dict:
+    def read(self, i: int) -> RawFrame:
+        """The stored frame, LiDAR noise filtered; `num_filtered` goes into the sample."""
         frame = self.frames[i]
         rgb = read_rgb_png(frame.rgb)
         sparse = read_depth_png(frame.sparse)
@@ -283,20 +284,13 @@ class KITTIDepthCompletion(FrameDataset):
             )
             self._points_removed += num_filtered
 
-        rng = self.frame_rng(frame.key)
+        return RawFrame(rgb=rgb, sparse=sparse, K=K, gt=gt, extras={"num_filtered": int(num_filtered)})
 
-        def place(tf, params):
-            try:
-                self._crop(tf, rng, params.scale if params is not None else 1.0)
-            except ValueError as exc:
-                raise DataError(f"{frame.rgb}: {exc}") from exc
-
-        view = self.view(frame.key, rgb, K, rng, place)
-        tf = view.transform
-        gt = tf.apply_dense_depth(gt) if gt is not None else None
-        sample = self.sample(frame.key, view.rgb, tf.apply_sparse_depth(sparse), view.K, view.segments, gt)
-        sample["num_filtered"] = int(num_filtered)
-        return sample
+    def place(self, tf: PixelTransform, params, rng: np.random.Generator) -> None:
+        try:
+            self._crop(tf, rng, params.scale if params is not None else 1.0)
+        except ValueError as exc:  # a frame smaller than the crop is bad data, not a bug
+            raise DataError(str(exc)) from exc
 
     def _crop(self, tf: PixelTransform, rng: np.random.Generator, scale: float) -> None:
         height, width = self.crop

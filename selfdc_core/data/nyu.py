@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset
+from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 from selfdc_core.data.io import DataError, read_nyu_h5
-from selfdc_core.data.sampling import sample_sparse_depth
 
 __all__ = ["NYU_INTRINSICS", "NYUDepthV2"]
 
@@ -155,10 +154,8 @@ class NYUDepthV2(FrameDataset):
     def source(self, i: int) -> str:
         return str(self.files[self._index(i)])
 
-    def raw_rgb(self, i: int) -> np.ndarray:
-        return self._read(self._index(i))[0]
-
-    def _read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, i: int) -> RawFrame:
+        """The stored frame; its sparse input is drawn from the depth after placement."""
         rgb, depth = read_nyu_h5(self.files[i])
         if rgb.shape[:2] != NYU_SOURCE_SHAPE:
             raise DataError(
@@ -166,7 +163,7 @@ class NYUDepthV2(FrameDataset):
                 f"got {rgb.shape[0]}x{rgb.shape[1]}"
             )
         self._check_units(i, depth)
-        return rgb, depth
+        return RawFrame(rgb=rgb, sparse=None, K=NYU_INTRINSICS, gt=depth)
 
     def _check_units(self, i: int, depth: np.ndarray) -> None:
         """Warn when depth looks like millimetres stored as float (NYU depths are metres, < 10 m)."""
@@ -177,19 +174,6 @@ class NYUDepthV2(FrameDataset):
                         "file seems to store millimetres: divide its depth by 1000 (%d such files so far)",
                         self.files[i], deepest, self.millimetre_files)
 
-    def _load(self, i: int) -> dict:
-        key = self.key(i)
-        rgb, depth = self._read(i)
-        rng = self.frame_rng(key)
-
-        def place(tf, params):
-            tf.resize(_HALF_SHAPE[1] / NYU_SOURCE_SHAPE[1], _HALF_SHAPE[0] / NYU_SOURCE_SHAPE[0])
-            tf.center_crop(self.height, self.width)
-
-        view = self.view(key, rgb, NYU_INTRINSICS, rng, place)
-        gt = view.transform.apply_dense_depth(depth)
-        try:
-            sparse = sample_sparse_depth(gt, self.num_samples, rng)
-        except ValueError as exc:
-            raise DataError(f"{self.files[i]}: {exc}") from exc
-        return self.sample(key, view.rgb, sparse, view.K, view.segments, gt if self.with_gt else None)
+    def place(self, tf, params, rng) -> None:
+        tf.resize(_HALF_SHAPE[1] / NYU_SOURCE_SHAPE[1], _HALF_SHAPE[0] / NYU_SOURCE_SHAPE[0])
+        tf.center_crop(self.height, self.width)

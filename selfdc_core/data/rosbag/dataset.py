@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset
+from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 
 from .cache import SampleCache
 from .extract import extract_bag
@@ -141,7 +141,7 @@ class RosbagDataset(FrameDataset):
     def source(self, i: int) -> str:
         return str(self.cache.sample_path(self.stamp(i)))
 
-    def _place(self, tf, params) -> None:
+    def place(self, tf, params, rng) -> None:
         stored_h, stored_w = tf.source_shape  # as recorded, before augmentation
         if self.size is not None:
             h, w = self.size
@@ -150,20 +150,15 @@ class RosbagDataset(FrameDataset):
         else:
             tf.center_crop(stored_h, stored_w)
 
-    def _load(self, i: int) -> dict:
+    def read(self, i: int) -> RawFrame:
         entry = self.samples[i]
         data = self.cache.read(entry["stamp"])
-        rgb, sparse, K = data["rgb"], data["sparse"], data["K"]
-        view = self.view(entry["key"], rgb, K, self.frame_rng(entry["key"]), self._place)
-        gt = None
-        if self.with_gt:
-            if "gt" not in data:
-                raise ValueError(f"cached sample {self.cache.sample_path(entry['stamp'])} has no GT depth")
-            gt = view.transform.apply_dense_depth(data["gt"])
-        sample = self.sample(entry["key"], view.rgb, view.transform.apply_sparse_depth(sparse), view.K,
-                             view.segments, gt)
-        sample["stamp"] = int(entry["stamp"])  # camera stamp in ns (collates to an int64 tensor)
-        return sample
+        if self.with_gt and "gt" not in data:
+            raise ValueError(f"cached sample {self.cache.sample_path(entry['stamp'])} has no GT depth")
+        return RawFrame(
+            rgb=data["rgb"], sparse=data["sparse"], K=data["K"], gt=data["gt"] if self.with_gt else None,
+            extras={"stamp": int(entry["stamp"])},  # camera stamp in ns (collates to an int64 tensor)
+        )
 
     def __repr__(self) -> str:
         return (f"RosbagDataset({self.cache.bag_name!r}, split={self.split!r}, {len(self)} samples, "

@@ -8,7 +8,7 @@ import numpy as np
 
 from selfdc_core.geometry import filter_occluded_points, project_points
 
-from ..frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset
+from ..frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 from .environments import get_environment
 from .frame import SyntheticFrame, check_index, frame_rngs, render_frame
 from .lidar import LidarConfig
@@ -157,19 +157,16 @@ class SyntheticScenes(FrameDataset):
             )
         return random_sparse_depth(frame.depth, self.num_samples, rng)
 
-    def _segments(self, i: int, frame: SyntheticFrame):
+    def read(self, i: int) -> RawFrame:
+        """Rendered at the output size, so the dataset neither augments nor places it."""
+        frame = self.frame(i)
+        oracle = None
         if self.segments == "oracle":
             from selfdc_core.segmentation.relabel import rank_regions_by_area
 
-            return rank_regions_by_area(frame.object_ids)
-        return self._raw_segments(self.key(i), frame.rgb)
-
-    def _load(self, i: int) -> dict:
-        # Rendered at the output size: no augmentation or placement, so no resampling either.
-        frame = self.frame(i)
-        gt = frame.depth if self.with_gt else None
-        return self.sample(self.key(i), frame.rgb, self.sparse_depth(i, frame), frame.K,
-                           self._segments(i, frame), gt)
+            oracle = rank_regions_by_area(frame.object_ids)
+        return RawFrame(rgb=frame.rgb, sparse=self.sparse_depth(i, frame), K=frame.K,
+                        gt=frame.depth if self.with_gt else None, segments=oracle)
 
     def __repr__(self) -> str:
         return (
