@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from selfdc_core.devices import resolve_device
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "MODEL_CONFIG_LIMITS",
@@ -52,16 +54,6 @@ OTHER_INT_LIMITS = (0, 65536)  # any other integer key
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, corrupt or does not fit the model."""
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> the first CUDA device when present, else CPU; anything else as torch reads it."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'auto' or 'cpu')")
-    return dev
 
 
 # ---------------------------------------------------------------------------------- hashing

@@ -23,6 +23,7 @@ LAYERS = {
     "selfdc_core.sync": 0,
     "selfdc_core.msg_decode": 0,
     "selfdc_core.baselines": 0,
+    "selfdc_core.devices": 0,
     "selfdc_core.data": 1,
     "selfdc_core.segmentation": 1,
     "selfdc_core.models": 2,
