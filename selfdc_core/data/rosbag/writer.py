@@ -171,6 +171,15 @@ def _write_tf_static(bag: BagWriter, stamp: int, T_cam_lidar: np.ndarray) -> Non
     ])
 
 
+def _check_bag_options(path, sparse: str, compressed: str | None) -> None:
+    if sparse not in ("pointcloud", "depth_image"):
+        raise ValueError(f"sparse must be 'pointcloud' or 'depth_image', got {sparse!r}")
+    if compressed not in (None, "jpeg", "png"):
+        raise ValueError(f"compressed must be null, 'jpeg' or 'png', got {compressed!r}")
+    if Path(path).exists():
+        raise FileExistsError(f"{path} exists; rosbag2 writers never overwrite a recording")
+
+
 def write_synthetic_bag(
     path,
     num_frames: int,
@@ -200,12 +209,7 @@ def write_synthetic_bag(
     sparse: "pointcloud" (/lidar/points) or "depth_image" (a `tof_zones` ToF on /tof/depth, 16UC1 mm).
     drop_images: frame indices recorded without their camera image (their LiDAR sweep has no partner).
     """
-    if sparse not in ("pointcloud", "depth_image"):
-        raise ValueError(f"sparse must be 'pointcloud' or 'depth_image', got {sparse!r}")
-    if compressed not in (None, "jpeg", "png"):
-        raise ValueError(f"compressed must be null, 'jpeg' or 'png', got {compressed!r}")
-    if Path(path).exists():
-        raise FileExistsError(f"{path} exists; rosbag2 writers never overwrite a recording")
+    _check_bag_options(path, sparse, compressed)
     drop = set(drop_images)
     period = int(round(1e9 / rate_hz))
     delay = int(round(lidar_delay_s * 1e9))
@@ -222,10 +226,7 @@ def write_synthetic_bag(
             if keep_frames:
                 out.frames.append(frame)
             if i not in drop:
-                if compressed:
-                    bag.compressed_image("/camera/image/compressed", t, frame.rgb, compressed)
-                else:
-                    bag.image("/camera/image", t, frame.rgb, "rgb8")
+                _write_image(bag, t, frame.rgb, compressed)
                 out.image_stamps.append(t)
             bag.camera_info("/camera/camera_info", t, frame.K, height, width)
             if with_gt:
@@ -237,6 +238,14 @@ def write_synthetic_bag(
                 bag.image("/tof/depth", t + delay, np.round(tof * 1000).astype(np.uint16), "16UC1")
             out.sparse_stamps.append(t + delay)
     return out
+
+
+def _write_image(bag: BagWriter, stamp: int, rgb: np.ndarray, compressed: str | None) -> None:
+    """The camera image: raw rgb8 on /camera/image, or jpeg/png on /camera/image/compressed."""
+    if compressed:
+        bag.compressed_image("/camera/image/compressed", stamp, rgb, compressed)
+    else:
+        bag.image("/camera/image", stamp, rgb, "rgb8")
 
 
 def main(argv=None) -> int:
