@@ -19,7 +19,7 @@ $(STAMP): setup.py setup.cfg
 	$(BIN)/python -m pip install --upgrade "pip>=23" "setuptools>=68" wheel
 	# The torch builds the project is tested with.
 	$(BIN)/python -m pip install torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -e '.[node,train,ros,dev]'
+	$(BIN)/python -m pip install -e '.[node,train,deploy,ros,dev]'
 	touch $(STAMP)
 
 test: $(STAMP)

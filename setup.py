@@ -34,6 +34,13 @@ setup(
         "node": [
             "torch>=2.3",
             "torchvision>=0.18",
+            "safetensors>=0.4",
+        ],
+        # Deployment formats: ONNX export and its check, onnxruntime inference, slim weights.
+        "deploy": [
+            "onnx>=1.14",
+            "onnxruntime>=1.16",
+            "safetensors>=0.4",
         ],
         # Training, evaluation and data tools: datasets, pseudo-label generators, TensorBoard.
         "train": [

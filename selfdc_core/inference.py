@@ -1,10 +1,15 @@
-"""DepthCompleter: a trained checkpoint turned into a ready-to-run depth completer.
+"""DepthCompleter: a trained model turned into a ready-to-run depth completer.
 
     completer = DepthCompleter.from_checkpoint("runs/nyu/best.pt", device="auto", input_size=(228, 304))
     dense = completer.complete(rgb_uint8_hwc, sparse_metres_hw)        # (H,W) float32 metres
 
-This is what the ROS node and the evaluation script use. The segmentation branch is a
-training-only auxiliary and is removed; the model runs in eval mode, under fp16 autocast on CUDA.
+This is what the ROS node and the evaluation script use. Three model files load:
+  .pt           a training checkpoint (PyTorch)
+  .safetensors  slim weights from `training/export.py --format safetensors` (PyTorch)
+  .onnx         an ONNX export from `training/export.py --format onnx` (onnxruntime: TensorRT or CUDA
+                execution providers when present, else the CPU)
+With PyTorch the segmentation branch, a training-only auxiliary, is removed and the model runs in
+eval mode, under fp16 autocast on CUDA.
 """
 
 from __future__ import annotations
@@ -19,7 +24,36 @@ import torch.nn.functional as F
 from selfdc_core.geometry import resize_sparse_depth
 from selfdc_core.model_io import CheckpointError, load_checkpoint, load_model_weights, resolve_device
 
-__all__ = ["DepthCompleter", "CheckpointError", "resolve_device"]
+__all__ = ["BACKENDS", "DepthCompleter", "CheckpointError", "model_file_kind", "resolve_device"]
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+MODEL_FILE_KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".safetensors": "weights", ".onnx": "onnx"}
+
+
+def model_file_kind(path: str | Path) -> str:
+    """'checkpoint', 'weights' or 'onnx' from the file name; CheckpointError for anything else."""
+    kind = MODEL_FILE_KINDS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise CheckpointError(f"{path}: unknown model file format {Path(path).suffix or '(no suffix)'!r}; "
+                              f"expected one of {sorted(MODEL_FILE_KINDS)} (a training checkpoint, "
+                              f"slim weights or an ONNX export)")
+    return kind
+
+
+def _checkpoint_model(path: str | Path) -> torch.nn.Module:
+    from selfdc_core.models import build_model
+
+    state = load_checkpoint(path, map_location="cpu")
+    model_config = dict(state["model_config"])
+    model_config["pretrained"] = False  # the checkpoint holds all weights; never fetch ImageNet ones
+    try:
+        model = build_model(model_config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path}: cannot build its model from {model_config}: {exc}"
+        ) from exc
+    load_model_weights(model, state["model"], path)
+    return model
 
 
 def _check_size(input_size) -> tuple[int, int] | None:
@@ -54,20 +88,29 @@ class DepthCompleter:
         self.model = model
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device="auto", input_size=None, fp16: bool | None = None):
-        """Build the network from the checkpoint's `model_config` and load its weights."""
-        from selfdc_core.models import build_model
+    def from_checkpoint(cls, path: str | Path, device="auto", input_size=None, fp16: bool | None = None,
+                        backend: str = "auto") -> DepthCompleter:
+        """A completer for a .pt checkpoint, .safetensors weights or an .onnx export.
 
-        state = load_checkpoint(path, map_location="cpu")
-        model_config = dict(state["model_config"])
-        model_config["pretrained"] = False  # the checkpoint holds all weights; never fetch ImageNet ones
-        try:
-            model = build_model(model_config)
-        except (TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"checkpoint {path}: cannot build its model from {model_config}: {exc}"
-            ) from exc
-        load_model_weights(model, state["model"], path)
+        backend: 'auto' (onnxruntime for .onnx, PyTorch otherwise), 'torch' or 'onnxruntime'.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        kind = model_file_kind(path)
+        if (backend == "torch" and kind == "onnx") or (backend == "onnxruntime" and kind != "onnx"):
+            raise ValueError(f"backend {backend!r} cannot run {path}: onnxruntime runs .onnx exports, "
+                             f"PyTorch runs .pt checkpoints and .safetensors weights "
+                             f"(`training/export.py` converts between them)")
+        if kind == "onnx":
+            from selfdc_core.deploy.onnx_completer import OnnxDepthCompleter
+
+            return OnnxDepthCompleter(path, device=device, input_size=input_size, fp16=fp16)
+        if kind == "weights":
+            from selfdc_core.deploy.weights import load_weights_model
+
+            model = load_weights_model(path)
+        else:
+            model = _checkpoint_model(path)
         return cls(model, device=device, input_size=input_size, fp16=fp16)
 
     @staticmethod

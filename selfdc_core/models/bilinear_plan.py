@@ -37,9 +37,25 @@ def unbordered(flat: Tensor, height: int, width: int) -> Tensor:
     return flat.view(-1, 1, height + 2, width + 2)[:, :, 1:-1, 1:-1]
 
 
-@lru_cache(maxsize=8)
+def tracing() -> bool:
+    """True while the model is traced or compiled (ONNX export, torch.compile): plain ops only."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
 def _tap_grid(height: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Regular (y, x) position of every tap of every pixel, (H*W, 9) each."""
+    """Regular (y, x) position of every tap of every pixel, (H*W, 9) each; cached in eager mode,
+    computed in the graph when traced (a few cheap ops instead of megabytes of constants)."""
+    if tracing():
+        return _compute_tap_grid(height, width, dtype, device)
+    return _cached_tap_grid(height, width, dtype, device)
+
+
+@lru_cache(maxsize=8)
+def _cached_tap_grid(height: int, width: int, dtype: torch.dtype, device: torch.device):
+    return _compute_tap_grid(height, width, dtype, device)
+
+
+def _compute_tap_grid(height: int, width: int, dtype: torch.dtype, device: torch.device):
     flat = torch.arange(height * width * TAPS, device=device)
     pixel, tap = flat // TAPS, flat % TAPS
     y = (pixel // width + tap // KERNEL - 1).to(dtype).view(-1, TAPS)

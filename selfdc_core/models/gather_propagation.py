@@ -24,11 +24,15 @@ import warnings
 import torch
 from torch import Tensor
 
-from .bilinear_plan import TAPS, CornerFactors, bordered, channels_to_taps, taps_to_channels, unbordered
-
-
-def _tracing() -> bool:
-    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+from .bilinear_plan import (
+    TAPS,
+    CornerFactors,
+    bordered,
+    channels_to_taps,
+    taps_to_channels,
+    tracing,
+    unbordered,
+)
 
 
 def _reset(depth: Tensor, sparse: Tensor | None) -> Tensor:
@@ -40,7 +44,7 @@ def propagate(depth: Tensor, offsets: Tensor, affinity: Tensor, steps: int,
     """`steps` steps on (B,1,H,W) depth with offsets (B,18,H,W) and affinity (B,9,H,W)."""
     if steps == 0:
         return depth
-    if _tracing():
+    if tracing():
         factors = CornerFactors.from_offsets(offsets)
         per_tap = channels_to_taps(affinity)
         weights = [w * per_tap for w in factors.weights()]
@@ -52,7 +56,7 @@ def propagate(depth: Tensor, offsets: Tensor, affinity: Tensor, steps: int,
 
 def sample_taps(values: Tensor, offsets: Tensor) -> Tensor:
     """Bilinear samples of (B,1,H,W) values at the 9 taps -> (B,9,H,W); no gradient to the offsets."""
-    if _tracing():
+    if tracing():
         return taps_to_channels(CornerFactors.from_offsets(offsets).sample(values), *values.shape[-2:])
     return _SampleTaps.apply(values, offsets.detach())
 

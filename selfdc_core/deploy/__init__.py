@@ -1,0 +1,1 @@
+"""Deployment formats: slim safetensors weights, standard-op ONNX export, and the files' loaders."""
