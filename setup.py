@@ -46,6 +46,7 @@ setup(
             "ros-std-msgs",
             "ros-geometry-msgs",
             "ros-diagnostic-msgs",
+            "ros-lifecycle-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
         "dev": [
