@@ -170,15 +170,12 @@ class CompletionNode(LifecycleNode):
         if p["warmup"]:
             self.completer.warmup()
         self._reset_counters()
-        qos = {"qos_overriding_options": QoSOverridingOptions.with_default_policies()}
-        make = self.create_lifecycle_publisher
-        self.pub_depth = make(Image, "completion/depth", OUTPUT_QOS, **qos)
-        self.pub_info = make(CameraInfo, "completion/camera_info", OUTPUT_QOS, **qos)
-        self.pub_color = make(Image, "completion/depth_colorized", OUTPUT_QOS, **qos)
-        self.pub_points = make(PointCloud2, "completion/points", OUTPUT_QOS, **qos)
-        self.pub_conf = make(Image, "completion/confidence", OUTPUT_QOS, **qos)
-        self._output_pubs = [self.pub_depth, self.pub_info, self.pub_color, self.pub_points, self.pub_conf]
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **qos)
+        self.pub_depth = self._publisher(Image, "completion/depth")
+        self.pub_info = self._publisher(CameraInfo, "completion/camera_info")
+        self.pub_color = self._publisher(Image, "completion/depth_colorized")
+        self.pub_points = self._publisher(PointCloud2, "completion/points")
+        self.pub_conf = self._publisher(Image, "completion/confidence")
+        self.pub_diag = self._publisher(DiagnosticArray, "/diagnostics", managed=False)
         for component in self.components:
             component.configure(self, p)
         self.get_logger().info(
@@ -186,6 +183,19 @@ class CompletionNode(LifecycleNode):
             f"sparse source {p['sparse_source']}, extrinsic {type(self._extrinsic).__name__}, "
             f"model input {input_size_of(p) or 'camera resolution'}"
         )
+
+    def _publisher(self, msg_type, topic: str, managed: bool = True):
+        """A publisher with rclpy's standard QoS overrides; StartupError naming the topic if invalid."""
+        qos = {"qos_overriding_options": QoSOverridingOptions.with_default_policies()}
+        try:
+            if not managed:
+                return self.create_publisher(msg_type, topic, 10, **qos)
+            pub = self.create_lifecycle_publisher(msg_type, topic, OUTPUT_QOS, **qos)
+        except Exception as exc:
+            name = self.resolve_topic_name(topic)
+            raise StartupError(f"cannot publish on {name}: {type(exc).__name__}: {exc}") from exc
+        self._output_pubs.append(pub)
+        return pub
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         try:
@@ -218,11 +228,14 @@ class CompletionNode(LifecycleNode):
         for index, (msg_type, topic) in enumerate(
             [(image_type, image_topic), (CameraInfo, "camera/camera_info"), (sparse_type, sparse_topic)]
         ):
-            self._inputs.append(
-                self.create_subscription(
+            try:
+                sub = self.create_subscription(
                     msg_type, topic, self._callback(index), qos_profile_sensor_data, **qos
                 )
-            )
+            except Exception as exc:  # invalid QoS overrides: name the topic they are for
+                name = self.resolve_topic_name(topic)
+                raise StartupError(f"cannot subscribe to {name}: {type(exc).__name__}: {exc}") from exc
+            self._inputs.append(sub)
         self._timers = [
             self.create_timer(1.0, self._check_synchronisation),
             self.create_timer(p["diagnostics.period"], self._publish_diagnostics),

@@ -44,6 +44,11 @@ def checkpoint(tmp_path_factory):
     return tiny_checkpoint(tmp_path_factory.mktemp("lifecycle") / "tiny.pt")
 
 
+def extrinsic(frame) -> dict:
+    """Parameters with the frame's true LiDAR->camera transform."""
+    return {"extrinsic.source": "matrix", "extrinsic.matrix": frame.T_cam_lidar.ravel().tolist()}
+
+
 def frame_set(frame, stamp, cloud_frame="lidar"):
     return (
         image_msg(frame.rgb, "rgb8", stamp),
@@ -97,7 +102,7 @@ def _tester(context, namespace):
 def test_lifecycle_transitions_through_the_services(ros_context, checkpoint, frame):
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    node = create_node(ros_context, checkpoint, "/lc", warmup=False, autostart=False)
+    node = create_node(ros_context, checkpoint, "/lc", warmup=False, autostart=False, **extrinsic(frame))
     tester = _tester(ros_context, "/lc")
     image_pub = tester.create_publisher(Image, "camera/image", 10)
     pubs = (image_pub, tester.create_publisher(CameraInfo, "camera/camera_info", 10))
@@ -159,13 +164,7 @@ def test_bad_checkpoint_fails_configure_with_one_line(ros_context, tmp_path, cap
 def live(ros_context, checkpoint, frame):
     from sensor_msgs.msg import Image, PointCloud2
 
-    node = start_node(
-        ros_context,
-        checkpoint,
-        "/live",
-        warmup=False,
-        **{"extrinsic.source": "matrix", "extrinsic.matrix": frame.T_cam_lidar.ravel().tolist()},
-    )
+    node = start_node(ros_context, checkpoint, "/live", warmup=False, **extrinsic(frame))
     harness = Harness(
         ros_context,
         node,
@@ -320,7 +319,7 @@ def test_no_inference_without_output_subscribers(ros_context, checkpoint, frame)
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    node = start_node(ros_context, checkpoint, "/lazy", warmup=False)
+    node = start_node(ros_context, checkpoint, "/lazy", warmup=False, **extrinsic(frame))
     tester = _tester(ros_context, "/lazy")
     pubs = [
         tester.create_publisher(t, topic, 10)

@@ -22,7 +22,7 @@ from selfdc_ros.extrinsics import tf2_available
 pytestmark = pytest.mark.ros
 
 DOMAIN_ID = 63
-NOT_RIGID = f"extrinsic.matrix:={[1.0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1]}"
+NOT_RIGID = f"extrinsic.matrix:={[1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0] + [1.0] * 4}"
 
 
 def P(*assignments: str) -> list[str]:  # each assignment after a -p flag
@@ -51,7 +51,11 @@ FAILURES = [
     ("slop_string", P("sync.slop:=fast"), "'sync.slop' is 'fast' (str); expected a number"),
     ("queue_size_zero", P("sync.queue_size:=0"), "'sync.queue_size' is 0; expected >= 1"),
     ("queue_size_double", P("sync.queue_size:=2.5"), "expected an integer"),
-    ("qos_depth_negative", P("qos_overrides./camera/image.subscription.depth:=-1"), "camera/image"),
+    (
+        "qos_depth_negative",
+        P("qos_overrides./camera/image.subscription.depth:=-1"),
+        "subscribe to /camera/image",
+    ),
     ("qos_reliability_unknown", P("qos_overrides./lidar/points.subscription.reliability:=fast"), "fast"),
     ("cloud_stride_zero", P("cloud_stride:=0"), "'cloud_stride' is 0; expected >= 1"),
     ("cloud_stride_string", P("cloud_stride:=many"), "'cloud_stride' is 'many' (str); expected an integer"),
@@ -79,6 +83,7 @@ FAILURES = [
     ("params_file_missing", ["--params-file", "{missing}.yaml"], "invalid ROS arguments"),
     ("params_file_malformed", ["--params-file", "{bad_yaml}"], "invalid ROS arguments"),
     ("malformed_ros_argument", P("checkpoint"), "invalid ROS arguments"),
+    ("mixed_types_in_a_list", P("extrinsic.matrix:=[1.0, 0]"), "invalid ROS arguments"),  # rcl: one type
 ]
 
 
