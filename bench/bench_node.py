@@ -105,7 +105,7 @@ def make_checkpoint(path: Path, backbone: str, prop_iterations: int) -> Path:
 
 
 def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) -> dict:
-    """Publish one rendered frame with fresh stamps at `rate_hz`; collect the node's diagnostics."""
+    """Publish one rendered frame with fresh stamps at `rate_hz`; collect the node's per-frame timings."""
     sys.path.insert(0, str(ROOT / "test"))
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node

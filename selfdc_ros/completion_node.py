@@ -192,10 +192,14 @@ class CompletionNode(LifecycleNode):
                 return self.create_publisher(msg_type, topic, 10, **qos)
             pub = self.create_lifecycle_publisher(msg_type, topic, OUTPUT_QOS, **qos)
         except Exception as exc:
-            name = self.resolve_topic_name(topic)
+            name = self._resolved(topic)
             raise StartupError(f"cannot publish on {name}: {type(exc).__name__}: {exc}") from exc
         self._output_pubs.append(pub)
         return pub
+
+    def _resolved(self, topic: str) -> str:
+        resolve = getattr(self, "resolve_topic_name", None)  # rclpy >= Iron
+        return resolve(topic) if resolve else topic
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         try:
@@ -233,7 +237,7 @@ class CompletionNode(LifecycleNode):
                     msg_type, topic, self._callback(index), qos_profile_sensor_data, **qos
                 )
             except Exception as exc:  # invalid QoS overrides: name the topic they are for
-                name = self.resolve_topic_name(topic)
+                name = self._resolved(topic)
                 raise StartupError(f"cannot subscribe to {name}: {type(exc).__name__}: {exc}") from exc
             self._inputs.append(sub)
         self._timers = [
