@@ -62,6 +62,7 @@ setup(
             "ros-std-msgs",
             "ros-geometry-msgs",
             "ros-diagnostic-msgs",
+            "ros-lifecycle-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
         "dev": [

@@ -33,13 +33,15 @@ def image_msg(arr: np.ndarray, encoding: str, ns: int, frame_id: str = "camera_o
     from sensor_msgs.msg import Image
 
     arr = np.ascontiguousarray(arr)
+    # Not arr.strides[0]: numpy leaves the stride of a length-1 axis arbitrary (a one-row slice
+    # keeps its parent's row stride), while a row of the message is exactly one row of pixels.
     msg = Image(
         header=make_header(ns, frame_id),
         height=arr.shape[0],
         width=arr.shape[1],
         encoding=encoding,
         is_bigendian=False,
-        step=arr.strides[0],
+        step=int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize,
     )
     msg.data = _bytes(arr)
     return msg
