@@ -40,7 +40,8 @@ RVIZ_TOPICS = ("completion/depth_colorized", "completion/points")
 
 # (launch argument, node parameter, description); '' keeps the params_file value.
 PARAMETER_ARGUMENTS = [
-    ("checkpoint", "checkpoint", "SelfDC checkpoint (.pt) to run; '~' is expanded"),
+    ("checkpoint", "checkpoint", "Model file to run (.pt, .safetensors or .onnx); '~' is expanded"),
+    ("backend", "backend", "auto, torch or onnxruntime"),
     ("device", "device", "Torch device: auto, cpu or cuda:N"),
     ("sparse_source", "sparse_source", "pointcloud or depth_image"),
     ("image_transport", "image_transport", "raw or compressed"),

@@ -51,7 +51,18 @@ class Param:
 _IDENTITY_4X4 = [1.0 if r == c else 0.0 for r in range(4) for c in range(4)]
 
 PARAMETERS: tuple[Param, ...] = (
-    Param("checkpoint", "", "Path of the SelfDC checkpoint (.pt) to run ('~' is expanded). Required."),
+    Param(
+        "checkpoint",
+        "",
+        "Model file to run ('~' is expanded), required: a training checkpoint (.pt), slim weights "
+        "(.safetensors) or an ONNX export (.onnx) from training/export.py.",
+    ),
+    Param(
+        "backend",
+        "auto",
+        "'auto' (onnxruntime for .onnx, PyTorch otherwise), 'torch' or 'onnxruntime'.",
+        choices=("auto", "torch", "onnxruntime"),
+    ),
     Param(
         "device", "auto", "Torch device: 'auto' (CUDA when present, with fp16 autocast), 'cpu' or 'cuda:N'."
     ),
