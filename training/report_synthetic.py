@@ -117,8 +117,11 @@ def prepare(args, work: Path) -> tuple[dict, dict, list]:
         # One learning-rate decay three quarters of the way through --steps (epochs are cut by max_steps).
         steps_per_epoch = max(base["data"]["train"]["num_frames"] // base["train"]["batch_size"], 1)
         epochs = -(-args.steps // steps_per_epoch)
-        base["train"]["epochs"], base["schedule"]["milestones"] = epochs, [max(round(0.75 * epochs), 1)]
-        budget += [f"train.epochs={epochs}", f"schedule.milestones=[{base['schedule']['milestones'][0]}]"]
+        milestone = max(round(0.75 * epochs), 1)
+        base["train"]["epochs"] = epochs
+        base["schedule"].update(milestones=[milestone], factors=[1.0, 0.3])
+        budget += [f"train.epochs={epochs}", f"schedule.milestones=[{milestone}]",
+                   "schedule.factors=[1.0,0.3]"]
     base["budget"] = budget + list(args.overrides)
     # The evaluation rooms are also the runs' validation split, for the learning curve only:
     # every table scores the last checkpoint, so no run is picked on them.
