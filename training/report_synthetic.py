@@ -279,7 +279,10 @@ def save_learning_curve(path: Path, curves: dict[str, list], fills: dict[str, fl
         legend.append((f"{name} {rmse:.3f}", colour))
     for (name, curve), colour in zip(curves.items(), CURVE_COLOURS, strict=False):
         if curve:
-            cv2.polylines(img, [np.array([xy(s, v) for s, v in curve], np.int32)], False, colour, 2)
+            pts = np.array([xy(s, v) for s, v in curve], np.int32)
+            cv2.polylines(img, [pts], False, colour, 2)
+            for p in pts:  # markers keep a single validation visible
+                cv2.circle(img, (int(p[0]), int(p[1])), 3, colour, -1)
             legend.append((f"{name} {curve[-1][1]:.3f}", colour))
     for i, (text, colour) in enumerate(legend):
         origin = (w - right - 300, top + 18 + 16 * i)
