@@ -1,6 +1,6 @@
 """Classical (learning-free) depth completion, scored next to SelfDC on the same inputs.
 
-Both fills take an (H,W) float32 sparse depth in metres with 0 = no measurement and return an
+Every fill take an (H,W) float32 sparse depth in metres with 0 = no measurement and return an
 (H,W) float32 dense depth. An input without a single measurement has nothing to propagate:
 it returns all zeros (which the metrics then score as a total miss) instead of raising.
 """
@@ -123,7 +123,37 @@ def morphological_fill(
     return np.clip(out, 0.0, None).astype(np.float32)
 
 
+def linear_fill(sparse: np.ndarray) -> np.ndarray:
+    """Piecewise-linear interpolation over a Delaunay triangulation of the measured pixels.
+
+    Inside the convex hull of the measurements every pixel is the barycentric blend of its
+    triangle's three corners (so a plane is reproduced exactly and measurements are kept);
+    outside the hull, where nothing brackets a pixel, it takes the nearest measurement
+    (`nearest_fill`). Fewer than three measurements, or all on one line, have no triangle:
+    the result is then `nearest_fill` everywhere. Empty input -> zeros.
+    """
+    d = _check_sparse(sparse)
+    near = nearest_fill(d)
+    rows, cols = np.nonzero(d > 0)
+    if rows.size < 3:
+        return near
+    # Imported here: the triangulation is only needed by this fill, and scipy.spatial and
+    # scipy.interpolate take noticeably longer to import than scipy.ndimage.
+    from scipy.interpolate import LinearNDInterpolator
+    from scipy.spatial import Delaunay, QhullError
+
+    try:
+        triangulation = Delaunay(np.column_stack([rows, cols]).astype(np.float64))
+    except QhullError:  # every measurement on one line: no triangle to interpolate in
+        return near
+    interpolate = LinearNDInterpolator(triangulation, d[rows, cols].astype(np.float64), fill_value=np.nan)
+    grid_rows, grid_cols = np.indices(d.shape)
+    inside = interpolate(grid_rows.ravel(), grid_cols.ravel()).reshape(d.shape)
+    return np.where(np.isnan(inside), near, inside).astype(np.float32)
+
+
 BASELINES = {
     "nearest fill": nearest_fill,
     "morphological fill": morphological_fill,
+    "linear fill": linear_fill,
 }

@@ -128,7 +128,7 @@ def evaluate(
     """Score `predict_fn` (None: baselines only) and the classical fills over a dataset with GT.
 
     `num_samples` only labels the rows (the dataset decides the sparsity). `baselines` defaults
-    to nearest and morphological fill; pass {} for none. The first `num_examples` images are
+    to nearest, morphological and linear fill; pass {} for none. The first `num_examples` images are
     kept, with every method's prediction, for qualitative figures. Items load under per-item
     seeds derived from `seed` (as in training), so randomly sampled sparse inputs repeat exactly.
     """

@@ -37,18 +37,18 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert rc == 0, printed
 
-    # The evaluation table, printed and written: SelfDC and both classical fills on the same frames.
-    for method in ("SelfDC", "nearest fill", "morphological fill"):
+    # The evaluation table, printed and written: SelfDC and the three classical fills on the same frames.
+    for method in ("SelfDC", "nearest fill", "morphological fill", "linear fill"):
         assert f"| {method} |" in printed
     assert (out / "eval" / "table.md").read_text().startswith("| Method | Samples | RMSE (m) |")
-    assert len((out / "eval" / "table.csv").read_text().splitlines()) == 4
+    assert len((out / "eval" / "table.csv").read_text().splitlines()) == 5
 
     # Pseudo-labels came from the make_masks step (the cache), one per training frame.
     assert len(list((out / "masks").rglob("*.png"))) == 4
     figure = out / "eval" / "figures" / "qualitative.png"
     assert figure.stat().st_size > 0 and (out / "data_preview.png").exists()
 
-    checkpoint = out / "best.pt"
+    checkpoint = out / "last.pt"
     assert f"checkpoint: {checkpoint}" in printed
     completer = DepthCompleter.from_checkpoint(checkpoint, device="cpu")
     rgb = np.zeros((48, 64, 3), np.uint8)

@@ -39,7 +39,7 @@ def test_evaluate_known_metrics_and_same_inputs_for_baselines():
 
     result = evaluate(predict, _dataset(), max_depth=10.0, batch_size=2, num_samples=2, progress=False)
     by_name = {s.method: s for s in result.scores}
-    assert list(by_name) == ["SelfDC", "nearest fill", "morphological fill"]
+    assert list(by_name) == ["SelfDC", "nearest fill", "morphological fill", "linear fill"]
     assert all(len(s.per_image) == 3 and s.num_samples == 2 for s in result.scores)
     assert sum(len(s) for s in seen) == 3 and all(int((s > 0).sum()) == 2 * len(s) for s in seen)
 
@@ -51,6 +51,7 @@ def test_evaluate_known_metrics_and_same_inputs_for_baselines():
     assert mean["d1"] == pytest.approx(1.0)
     assert by_name["nearest fill"].mean["rmse"] == pytest.approx(0.0, abs=1e-6)
     assert by_name["morphological fill"].mean["rmse"] == pytest.approx(0.0, abs=1e-4)
+    assert by_name["linear fill"].mean["rmse"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_tables_nyu_and_kitti_units(tmp_path):
@@ -92,13 +93,13 @@ def test_examples_and_figure_png(tmp_path):
     assert len(result.examples) == 2
     ex = result.examples[0]
     assert ex["rgb"].dtype == np.uint8 and ex["rgb"].shape == (H, W, 3)
-    assert set(ex["predictions"]) == {"SelfDC", "nearest fill", "morphological fill"}
+    assert set(ex["predictions"]) == {"SelfDC", "nearest fill", "morphological fill", "linear fill"}
 
     path = save_comparison_figure(tmp_path / "figs" / "fig.png", result.examples)
     img = cv2.imread(str(path))
     assert img is not None
-    # Panels: RGB, sparse, 3 predictions, GT, error = 7 per row, 4 px gaps, 22 px label bars.
-    assert img.shape == (2 * (H + 22) + 4, 7 * W + 6 * 4, 3)
+    # Panels: RGB, sparse, 4 predictions, GT, error = 8 per row, 4 px gaps, 22 px label bars.
+    assert img.shape == (2 * (H + 22) + 4, 8 * W + 7 * 4, 3)
 
 
 def test_figure_without_gt_and_shape_errors(tmp_path):
@@ -138,12 +139,13 @@ def test_evaluate_cli_sample_counts_table_csv_figures(one_step_checkpoint, tmp_p
     rows = [line for line in printed.out.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[0].startswith("| Method | Samples | RMSE (m) | REL | δ1 (%)")
     assert [r.split(" | ")[:2] for r in rows[1:]] == [
-        [f"| {m}", n] for n in ("50", "200") for m in ("SelfDC", "nearest fill", "morphological fill")
+        [f"| {m}", n] for n in ("50", "200")
+        for m in ("SelfDC", "nearest fill", "morphological fill", "linear fill")
     ]
     # More samples make nearest fill better: the counts really reached the dataset.
     by_row = {tuple(r.split(" | ")[:2]): float(r.split(" | ")[2]) for r in rows[1:]}
     assert by_row[("| nearest fill", "200")] < by_row[("| nearest fill", "50")]
-    assert len((tmp_path / "table.csv").read_text().splitlines()) == 7
+    assert len((tmp_path / "table.csv").read_text().splitlines()) == 9
     for n in (50, 200):
         assert cv2.imread(str(tmp_path / "figures" / f"qualitative_{n}.png")).shape[0] == 48 + 22
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Evaluate a SelfDC checkpoint against nearest-neighbour and morphological fills on the same inputs.
+"""Evaluate a SelfDC checkpoint against nearest-neighbour, morphological and linear fills on the same inputs.
 
 Prints the paper's table as Markdown (NYU and indoor data: RMSE, REL, delta1-3 in %; KITTI-DC:
 RMSE and MAE in mm, iRMSE and iMAE in 1/km), one row per method and sparse sample count, and
 writes under --out: table.md, table.csv, per_image.csv and figures/qualitative_<N>.png
-(RGB | sparse | SelfDC | nearest | morphological | GT | |SelfDC - GT|).
+(RGB | sparse | SelfDC | nearest | morphological | linear | GT | |SelfDC - GT|).
 
 examples:
   python training/evaluate.py --checkpoint runs/nyu/best.pt --config config/train_nyu.yaml \\
