@@ -82,6 +82,8 @@ class Learner:
     def step(self, batch: dict) -> StepResult:
         """One optimiser step on `batch` (rgb, sparse, segments); returns what happened."""
         self.model.train()
+        # Batch-norm statistics move in the forward pass: a dropped step must not keep them either.
+        buffers = {k: v.detach().clone() for k, v in self.model.named_buffers()}
         outputs = self.model(batch["rgb"], batch["sparse"])
         total, _ = self.loss_fn({k: v.float() for k, v in outputs.items()}, batch)
         penalty = self._penalty()
@@ -89,19 +91,25 @@ class Learner:
             total = total + penalty
         value = float(total.detach())
         if not math.isfinite(value):
-            self.optimizer.zero_grad(set_to_none=True)
+            self._drop_step(buffers)
             return StepResult("nonfinite_loss", value)
         total.backward()
         clip = self.optim_cfg["grad_clip"]
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else math.inf)
         if not math.isfinite(float(norm)):
-            self.optimizer.zero_grad(set_to_none=True)
+            self._drop_step(buffers)
             return StepResult("nonfinite_grad", value)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if not self.weights_finite():
             return StepResult("nonfinite_weights", value)
         return StepResult("ok", value)
+
+    def _drop_step(self, buffers: dict) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, value in self.model.named_buffers():
+                value.copy_(buffers[name])
 
     def weights_finite(self) -> bool:
         with torch.no_grad():
