@@ -158,6 +158,10 @@ class OnlineAdapter:
         self.counters.add("saves")
         return written
 
+    def ready_to_train(self) -> bool:
+        """Whether the buffer holds enough training frames for a step (or frames are waiting)."""
+        return len(self.buffer.train) >= self.cfg["batch_size"] or bool(self._inbox)
+
     def stats(self) -> dict:
         return self.counters.snapshot()
 
