@@ -1,4 +1,4 @@
-"""Online adaptation, part by part: settings, gap rule, replay buffer, held-out error, swaps, gate, learner."""
+"""Online adaptation part by part: settings, gap rule, replay buffer, held-out error, swaps, gate, learner."""
 
 from __future__ import annotations
 
@@ -274,7 +274,8 @@ def test_l2sp_pulls_toward_the_start_weights(tiny_learner):
 
 def test_rollback_restores_weights_and_head(tiny_learner):
     _, model = tiny_learner
-    learner = Learner(model, {}, adaptation_config({"optim": {"lr": 1e-2}})["optim"], 0.0, torch.device("cpu"))
+    optim = adaptation_config({"optim": {"lr": 1e-2}})["optim"]
+    learner = Learner(model, {}, optim, 0.0, torch.device("cpu"))
     published = learner.inference_state()
     head = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("seg_decoder.")}
     assert learner.step(_batch()).status == "ok"

@@ -15,6 +15,7 @@ examples:
 
 --set takes the node's adaptation.* keys without the prefix (see config/completion.yaml), e.g.
 buffer_frames=64, guard_tolerance=0.02, l2sp_weight=1e-3, loss.w_seg=0.1, optim.lr=1e-4.
+The loss defaults to the one stored in the --init checkpoint (the objective it was trained with).
 """
 
 from __future__ import annotations
@@ -99,14 +100,16 @@ def summary(results, stats: dict, args) -> dict:
 
 
 def run(args) -> dict:
-    from selfdc_core.adaptation import OnlineAdapter
+    from selfdc_core.adaptation import OnlineAdapter, loss_of_checkpoint
     from selfdc_core.adaptation.replay import replay
     from selfdc_core.inference import DepthCompleter
     from selfdc_core.training.checkpoint import load_checkpoint
 
     completer = DepthCompleter.from_checkpoint(args.init, device=args.device, input_size=args.input_size)
-    weights = load_checkpoint(args.init)["model"]
-    adapter = OnlineAdapter(completer, settings_from(args.set), checkpoint_weights=weights)
+    state = load_checkpoint(args.init)
+    settings = settings_from(args.set)
+    settings.setdefault("loss", loss_of_checkpoint(state))  # the objective the model was trained with
+    adapter = OnlineAdapter(completer, settings, checkpoint_weights=state["model"])
     adapter.start()
     try:
         results = replay(completer, adapter, stream_frames(args), speed=args.speed,

@@ -5,7 +5,7 @@ over a recorded bag) and `bench/bench_adaptation.py`. Settings and their default
 """
 
 from .adapter import OnlineAdapter
-from .config import DEFAULTS, adaptation_config
+from .config import DEFAULTS, adaptation_config, loss_of_checkpoint
 from .gate import PriorityGate, attach_yield_points
 from .holdout import choose_hidden, held_out_error
 from .swap import DoubleBufferedModel
@@ -16,6 +16,7 @@ __all__ = [
     "OnlineAdapter",
     "PriorityGate",
     "adaptation_config",
+    "loss_of_checkpoint",
     "attach_yield_points",
     "choose_hidden",
     "held_out_error",

@@ -99,3 +99,11 @@ def adaptation_config(overrides: Mapping | None = None) -> dict:
     except ValueError as exc:
         raise ValueError(f"adaptation.loss: {exc}") from exc
     return cfg
+
+
+def loss_of_checkpoint(state: Mapping) -> dict:
+    """The `loss` section a checkpoint was trained with (its stored training config), else {} (defaults):
+    the learner then adapts with the objective the model was trained with."""
+    config = state.get("config") if isinstance(state, Mapping) else None
+    loss = config.get("loss") if isinstance(config, Mapping) else None
+    return dict(loss) if isinstance(loss, Mapping) else {}
