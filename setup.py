@@ -47,6 +47,7 @@ setup(
             "ros-std-srvs",
             "ros-geometry-msgs",
             "ros-diagnostic-msgs",
+            "ros-lifecycle-msgs",
             "ros-rmw-fastrtps-cpp",
         ],
         "dev": [

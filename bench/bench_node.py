@@ -105,9 +105,8 @@ def make_checkpoint(path: Path, backbone: str, prop_iterations: int) -> Path:
 
 
 def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) -> dict:
-    """Publish one rendered frame with fresh stamps at `rate_hz`; collect the node's diagnostics."""
+    """Publish one rendered frame with fresh stamps at `rate_hz`; collect the node's per-frame timings."""
     sys.path.insert(0, str(ROOT / "test"))
-    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -116,6 +115,7 @@ def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) ->
 
     from selfdc_core.data.synthetic.frame import render_frame
     from selfdc_ros.completion_node import CompletionNode
+    from selfdc_ros.timing import TimingStats
 
     h, w = size
     frame = render_frame(0, 1, height=h, width=w, lidar=lidar64(), shadows=False)
@@ -129,6 +129,10 @@ def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) ->
             Parameter("timing_log_period", value=1000.0),
         ],
     )
+    # A lifecycle node: configure (load + warm up) and activate, as autostart does.
+    assert node.trigger_configure().to_label() == "success", node.startup_error
+    assert node.trigger_activate().to_label() == "success", node.startup_error
+    node.timing = TimingStats(window=1_000_000)  # every frame of the run, not the last 100
     driver = Node("driver", namespace=node.get_namespace(), context=context)
     pubs = [
         driver.create_publisher(t, n, 5)
@@ -138,13 +142,8 @@ def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) ->
             (PointCloud2, "lidar/points"),
         )
     ]
-    diagnostics = []
-    driver.create_subscription(
-        DiagnosticArray,
-        "completion/diagnostics",
-        lambda m: diagnostics.append({kv.key: kv.value for kv in m.status[0].values}),
-        50,
-    )
+    depth_received = []  # the node skips inference while nobody subscribes to an output
+    driver.create_subscription(Image, "completion/depth", lambda m: depth_received.append(1), 50)
     msgs = [
         image_msg(frame.rgb, "rgb8", 1),
         camera_info_msg(frame.K, h, w, 1),
@@ -165,7 +164,9 @@ def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) ->
     for t in threads:
         t.start()
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not all(p.get_subscription_count() for p in pubs):
+    while time.monotonic() < deadline and not (
+        all(p.get_subscription_count() for p in pubs) and node.pub_depth.get_subscription_count()
+    ):
         time.sleep(0.05)
     sent, period = 0, 1.0 / rate_hz
     start = time.monotonic()
@@ -204,16 +205,16 @@ def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) ->
         "total_node",
         "latency",
     ):
-        values = np.array([float(d[f"{key}_ms"]) for d in diagnostics if f"{key}_ms" in d])
+        values = np.array(node.timing.values(key))
         if len(values):
             stages[key] = {"median_ms": float(np.median(values)), "p95_ms": float(np.percentile(values, 95))}
-    overhead = np.array([float(d["total_node_ms"]) - float(d["inference_ms"]) for d in diagnostics])
+    overhead = np.array(node.timing.values("total_node")) - np.array(node.timing.values("inference"))
     if len(overhead):
         stages["node_overhead_excl_forward"] = {
             "median_ms": float(np.median(overhead)),
             "p95_ms": float(np.percentile(overhead, 95)),
         }
-    latencies = [float(d["latency_ms"]) for d in diagnostics]
+    latencies = node.timing.values("latency")
     half = len(latencies) // 2
     result["stages"] = stages
     # No backlog: latency does not grow over the run and at most one set ever waits.
@@ -222,7 +223,7 @@ def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) ->
     result["max_sets_waiting"] = 1
     for ex in executors:
         ex.shutdown()
-    node.destroy_node()
+    node.close()
     driver.destroy_node()
     return result
 

@@ -1,19 +1,23 @@
-"""completion_node: camera + LiDAR/ToF in, dense depth out, in real time.
+"""completion_node: camera + LiDAR/ToF in, dense depth out, in real time. A lifecycle node.
 
 Subscribes (relative, remappable): camera/image (or camera/image/compressed),
 camera/camera_info and lidar/points (PointCloud2) or tof/depth (Image).
 Publishes: completion/depth (32FC1 m, NaN invalid, the camera image's header),
 completion/camera_info, completion/depth_colorized (rgb8), completion/points and
-completion/confidence (computed only when subscribed), completion/diagnostics.
+completion/confidence (computed only when subscribed), and /diagnostics at about 1 Hz.
+
+Lifecycle: configure validates the parameters, loads and warms up the model and creates the
+publishers; activate subscribes and starts the worker; deactivate/cleanup undo that and free
+the model. With `autostart` (the default) `main()` takes the node to active itself.
 
 Threading: executor callbacks only check headers and feed the synchroniser; each complete
 set goes to ONE worker thread that keeps just the newest set, so frames are dropped,
-never queued, while the network runs.
+never queued, while the network runs. No subscriber on any output: the network is not run.
 """
 
 from __future__ import annotations
 
-import sys
+import gc
 import threading
 import time
 from collections import Counter
@@ -21,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
@@ -45,14 +49,28 @@ from selfdc_core.msg_decode import (
 )
 from selfdc_core.sync import ApproximateTimeSynchronizer
 from selfdc_core.visualize import colorize_depth
+from selfdc_ros import diagnostics as diag
+from selfdc_ros.components import COMPONENTS, CompletedFrame
 from selfdc_ros.extrinsics import ExtrinsicError, make_extrinsic_provider
+from selfdc_ros.input_monitor import InputMonitor
 from selfdc_ros.messages import copy_camera_info, depth_to_image, rgb_to_image, xyzrgb_cloud
-from selfdc_ros.params import declare_parameters, input_size_of
+from selfdc_ros.params import (
+    PARAMETER_NAMES,
+    coerce_parameters,
+    coerce_values,
+    declare_parameters,
+    declared_values,
+    input_size_of,
+    problems,
+    validate,
+)
 from selfdc_ros.timing import FrameTimer, TimingStats
 from selfdc_ros.worker import LatestOnlyWorker
 
 IMAGE, INFO, SPARSE = 0, 1, 2
 INPUT_NAMES = ("image", "camera_info", "sparse")
+OUTPUT_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
 class StartupError(RuntimeError):
@@ -71,84 +89,250 @@ def load_completer(params: dict):
     path = str(params["checkpoint"])
     if not path:
         raise StartupError("parameter 'checkpoint' is empty: pass checkpoint:=/path/to/model.pt")
+    path = str(Path(path).expanduser())
     if not Path(path).is_file():
         raise StartupError(f"checkpoint file not found: {path}")
-    from selfdc_core.inference import DepthCompleter
+    from selfdc_core.inference import DepthCompleter, resolve_device
 
     try:
-        completer = DepthCompleter.from_checkpoint(
-            path, device=params["device"], input_size=input_size_of(params)
-        )
+        device = resolve_device(params["device"])
+    except (ValueError, RuntimeError) as exc:  # unknown device string, or CUDA absent
+        raise StartupError(f"parameter 'device': {exc}") from exc
+    try:
+        completer = DepthCompleter.from_checkpoint(path, device=device, input_size=input_size_of(params))
     except Exception as exc:  # any failure to read/build is fatal at start-up, with the cause
         raise StartupError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     return completer
 
 
-class CompletionNode(Node):
+def _free_accelerator_memory() -> None:
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class CompletionNode(LifecycleNode):
     def __init__(self, **node_kwargs):
         super().__init__("completion_node", **node_kwargs)
+        self.params = declare_parameters(self)  # validated (and replaced) by configure
+        if hasattr(self, "add_pre_set_parameters_callback"):  # Jazzy and later
+            self.add_pre_set_parameters_callback(coerce_parameters)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.components = [factory() for factory in COMPONENTS]
+        self.completer = None
+        self.worker: LatestOnlyWorker | None = None
+        self.pub_diag = None
+        self.startup_error: str | None = None
+        self.fatal_on_failure = False  # set by main(): a failed start-up ends the process
+        self._extrinsic = None
+        self._lock = threading.Lock()  # guards the synchroniser and the counters
+        self._inputs: list = []
+        self._timers: list = []
+        self._output_pubs: list = []
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.bad_messages: Counter = Counter()  # kind -> messages skipped
+        self.bad_by_input: Counter = Counter()  # input (or stage) -> messages skipped
+        self.warnings_logged: Counter = Counter()  # kind -> warnings actually logged (throttled)
+        self._last_warning: dict[str, float] = {}
+        self.frames_completed = 0
+        self.published: Counter = Counter()  # output name -> messages published
+        self.stage_counts: Counter = Counter()  # sets_skipped_no_subscriber, processing_errors
+        self.timing = TimingStats()
+        self.last_timing: dict[str, float] = {}
+        self.monitors = [InputMonitor() for _ in INPUT_NAMES]
+        self._window_frames: list[dict] = []
+        self._window = {
+            k: diag.WindowCounter() for k in ("bad", "sync", "sets", "stage", "published", "warn")
+        }
+        self._identity_warned = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state) -> TransitionCallbackReturn:
         try:
-            self.params = p = declare_parameters(self)
+            self._configure()
+        except Exception as exc:  # every cause becomes one log line and a failed transition
+            self._fail("configure", exc)
+            self._release()
+            return FAILURE
+        return super().on_configure(state)
+
+    def _configure(self) -> None:
+        try:
+            self.params = p = validate(declared_values(self))
             self._extrinsic = make_extrinsic_provider(self, p)
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         self.completer = load_completer(p)
         if p["warmup"]:
             self.completer.warmup()
+        self._reset_counters()
+        self.pub_depth = self._publisher(Image, "completion/depth")
+        self.pub_info = self._publisher(CameraInfo, "completion/camera_info")
+        self.pub_color = self._publisher(Image, "completion/depth_colorized")
+        self.pub_points = self._publisher(PointCloud2, "completion/points")
+        self.pub_conf = self._publisher(Image, "completion/confidence")
+        self.pub_diag = self._publisher(DiagnosticArray, "/diagnostics", managed=False)
+        for component in self.components:
+            component.configure(self, p)
+        self.get_logger().info(
+            f"configured: checkpoint {p['checkpoint']} on {self.completer.device}, "
+            f"sparse source {p['sparse_source']}, extrinsic {type(self._extrinsic).__name__}, "
+            f"model input {input_size_of(p) or 'camera resolution'}"
+        )
 
-        self.bad_messages: Counter = Counter()  # kind -> messages skipped
-        self.warnings_logged: Counter = Counter()  # kind -> warnings actually logged (throttled)
-        self._last_warning: dict[str, float] = {}
-        self.frames_completed = 0
-        self.published: Counter = Counter()  # output name -> messages published
-        self.timing = TimingStats()
-        self.last_timing: dict[str, float] = {}
-        self._lock = threading.Lock()  # guards the synchroniser and the counters
+    def _publisher(self, msg_type, topic: str, managed: bool = True):
+        """A publisher with rclpy's standard QoS overrides; StartupError naming the topic if invalid."""
+        qos = {"qos_overriding_options": QoSOverridingOptions.with_default_policies()}
+        try:
+            if not managed:
+                return self.create_publisher(msg_type, topic, 10, **qos)
+            pub = self.create_lifecycle_publisher(msg_type, topic, OUTPUT_QOS, **qos)
+        except Exception as exc:
+            name = self._resolved(topic)
+            raise StartupError(f"cannot publish on {name}: {type(exc).__name__}: {exc}") from exc
+        self._output_pubs.append(pub)
+        return pub
+
+    def _resolved(self, topic: str) -> str:
+        resolve = getattr(self, "resolve_topic_name", None)  # rclpy >= Iron
+        return resolve(topic) if resolve else topic
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        try:
+            self._activate()
+        except Exception as exc:  # e.g. invalid QoS overrides
+            self._fail("activate", exc)
+            self._deactivate()
+            return FAILURE
+        self.get_logger().info("active")
+        return super().on_activate(state)
+
+    def _activate(self) -> None:
+        p = self.params
         self._sync = ApproximateTimeSynchronizer(3, queue_size=p["sync.queue_size"], slop=p["sync.slop"])
         self._last_received = [0.0, 0.0, 0.0]
         self._last_stamp = [0, 0, 0]
         self._last_set_time = time.monotonic()
-
-        out_qos = QoSProfile(depth=2, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-        self.pub_depth = self.create_publisher(Image, "completion/depth", out_qos)
-        self.pub_info = self.create_publisher(CameraInfo, "completion/camera_info", out_qos)
-        self.pub_color = self.create_publisher(Image, "completion/depth_colorized", out_qos)
-        self.pub_points = self.create_publisher(PointCloud2, "completion/points", out_qos)
-        self.pub_conf = self.create_publisher(Image, "completion/confidence", out_qos)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "completion/diagnostics", 10)
-
-        reliability = (
-            ReliabilityPolicy.BEST_EFFORT
-            if p["qos.reliability"] == "best_effort"
-            else (ReliabilityPolicy.RELIABLE)
-        )
-        in_qos = QoSProfile(depth=p["qos.depth"], history=HistoryPolicy.KEEP_LAST, reliability=reliability)
-        self._filter_kwargs = (
-            {k: p[f"filter.{k}"] for k in ("kernel_size", "rel_threshold", "abs_threshold")}
-            if p["filter.enabled"]
-            else None
-        )
-        if p["image_transport"] == "compressed":
-            self._image_decoder = compressed_to_rgb
-            self.create_subscription(
-                CompressedImage, "camera/image/compressed", self._callback(IMAGE), in_qos
-            )
-        else:
-            self._image_decoder = image_to_rgb
-            self.create_subscription(Image, "camera/image", self._callback(IMAGE), in_qos)
-        self.create_subscription(CameraInfo, "camera/camera_info", self._callback(INFO), in_qos)
-        if p["sparse_source"] == "pointcloud":
-            self.create_subscription(PointCloud2, "lidar/points", self._callback(SPARSE), in_qos)
-        else:
-            self.create_subscription(Image, "tof/depth", self._callback(SPARSE), in_qos)
-
+        self._apply_expected_rates()
         self.worker = LatestOnlyWorker(self._process, self._on_worker_error, name="selfdc_inference")
-        self.create_timer(1.0, self._check_synchronisation)
-        self.get_logger().info(
-            f"ready: checkpoint {p['checkpoint']} on {self.completer.device}, "
-            f"sparse source {p['sparse_source']}, "
-            f"model input {input_size_of(p) or 'camera resolution'}"
+        qos = {"qos_overriding_options": QoSOverridingOptions.with_default_policies()}
+        image_type, image_topic = (
+            (CompressedImage, "camera/image/compressed")
+            if p["image_transport"] == "compressed"
+            else (Image, "camera/image")
         )
+        sparse_type, sparse_topic = (
+            (PointCloud2, "lidar/points") if p["sparse_source"] == "pointcloud" else (Image, "tof/depth")
+        )
+        self._image_decoder = compressed_to_rgb if p["image_transport"] == "compressed" else image_to_rgb
+        for index, (msg_type, topic) in enumerate(
+            [(image_type, image_topic), (CameraInfo, "camera/camera_info"), (sparse_type, sparse_topic)]
+        ):
+            try:
+                sub = self.create_subscription(
+                    msg_type, topic, self._callback(index), qos_profile_sensor_data, **qos
+                )
+            except Exception as exc:  # invalid QoS overrides: name the topic they are for
+                name = self._resolved(topic)
+                raise StartupError(f"cannot subscribe to {name}: {type(exc).__name__}: {exc}") from exc
+            self._inputs.append(sub)
+        self._timers = [
+            self.create_timer(1.0, self._check_synchronisation),
+            self.create_timer(p["diagnostics.period"], self._publish_diagnostics),
+        ]
+        for component in self.components:
+            component.activate()
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._deactivate()
+        return super().on_deactivate(state)
+
+    def _deactivate(self) -> None:
+        for component in self.components:
+            component.deactivate()
+        for sub in self._inputs:
+            self.destroy_subscription(sub)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._inputs, self._timers = [], []
+        if self.worker is not None:
+            # Let a frame in flight finish (CPU inference can take seconds) before going on.
+            self.worker.stop(timeout=60.0)
+            self.worker = None
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._release()
+        return SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._release()
+        return SUCCESS  # back to unconfigured, ready to configure again
+
+    def _release(self) -> None:
+        """Free what configure made: publishers, the model and the accelerator memory."""
+        for component in self.components:
+            component.cleanup()
+        for pub in self._output_pubs:
+            self.destroy_lifecycle_publisher(pub)
+        if self.pub_diag is not None:
+            self.destroy_publisher(self.pub_diag)
+        self._output_pubs, self.pub_diag = [], None
+        if self._extrinsic is not None:
+            self._extrinsic.close()
+            self._extrinsic = None
+        if self.completer is not None:
+            self.completer = None
+            _free_accelerator_memory()
+
+    def _fail(self, transition: str, exc: BaseException) -> None:
+        message = str(exc) if isinstance(exc, StartupError) else f"{type(exc).__name__}: {exc}"
+        self.startup_error = message
+        if self.fatal_on_failure:
+            self.get_logger().fatal(message)
+        else:
+            self.get_logger().error(f"{transition} failed: {message}")
+
+    def close(self) -> None:
+        """Stop the worker, free everything and destroy the node, whatever state it is in."""
+        self._deactivate()
+        self._release()
+        self.destroy_node()
+
+    # ------------------------------------------------------------------ parameters
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        """Apply live parameters after the start-up checks; refuse a change with the reason."""
+        changes = {p.name: p.value for p in parameters if p.name in PARAMETER_NAMES}
+        if not changes:
+            return SetParametersResult(successful=True)
+        merged = coerce_values({**declared_values(self), **changes})
+        found = [e for e in problems(merged) if set(e.names) & set(changes)]
+        if found:
+            return SetParametersResult(successful=False, reason=str(found[0]))
+        if self.completer is not None:  # configured: the worker reads self.params per frame
+            self.params = {**self.params, **{k: merged[k] for k in changes}}
+            self._apply_expected_rates()
+            for component in self.components:
+                component.on_parameters({k: merged[k] for k in changes})
+        return SetParametersResult(successful=True)
+
+    def _apply_expected_rates(self) -> None:
+        rates = (
+            self.params["diagnostics.expected_image_rate"],
+            self.params["diagnostics.expected_image_rate"],
+            self.params["diagnostics.expected_sparse_rate"],
+        )
+        for monitor, rate in zip(self.monitors, rates, strict=True):
+            monitor.expected_rate_hz = float(rate)
 
     # ------------------------------------------------------------------ callbacks
     def _callback(self, index: int):
@@ -165,13 +349,23 @@ class CompletionNode(Node):
         with self._lock:
             self._last_received[index] = time.monotonic()
             self._last_stamp[index] = stamp
+            self.monitors[index].record(stamp, time.monotonic())
             sets = self._sync.add(index, stamp, (msg, received))
             if sets:
                 self._last_set_time = time.monotonic()
+        if sets and not self._any_output_subscribed():
+            with self._lock:
+                self.stage_counts["sets_skipped_no_subscriber"] += len(sets)
+            return
         now = time.perf_counter()
+        worker = self.worker
         for s in sets:
             msgs = tuple(m for _, (m, _) in s)
-            self.worker.submit(Job(msgs, received=min(r for _, (_, r) in s), emitted=now))
+            if worker is not None:
+                worker.submit(Job(msgs, received=min(r for _, (_, r) in s), emitted=now))
+
+    def _any_output_subscribed(self) -> bool:
+        return any(pub.get_subscription_count() > 0 for pub in self._output_pubs)
 
     def _check_layout(self, index: int, msg) -> None:
         """Cheap metadata checks, so a malformed message never takes a good partner's place."""
@@ -214,6 +408,7 @@ class CompletionNode(Node):
         now = time.monotonic()
         with self._lock:
             self.bad_messages[exc.kind] += 1
+            self.bad_by_input[source] += 1
             count = self.bad_messages[exc.kind]
             warn = now - self._last_warning.get(exc.kind, -1e18) >= self.params["warn_throttle"]
             if warn:
@@ -223,6 +418,8 @@ class CompletionNode(Node):
             self.get_logger().warning(f"skipping {source}: {exc} [{count} x {exc.kind} so far]")
 
     def _on_worker_error(self, job: Job, exc: BaseException) -> None:
+        with self._lock:
+            self.stage_counts["processing_errors"] += 1
         if isinstance(exc, BadMessage):
             self.reject(exc, "frame")
         else:
@@ -231,7 +428,7 @@ class CompletionNode(Node):
     # ------------------------------------------------------------------ worker
     def _process(self, job: Job) -> None:
         start = time.perf_counter()
-        p = self.params
+        p = self.params  # one consistent snapshot of the live parameters for this frame
         timer = FrameTimer()
         timer.ms["sync_wait"] = (job.emitted - job.received) * 1e3
         timer.ms["queue_wait"] = (start - job.emitted) * 1e3
@@ -247,19 +444,12 @@ class CompletionNode(Node):
 
         with timer.stage("projection"):
             if isinstance(sparse_msg, PointCloud2):
-                try:
-                    T = self._extrinsic.lookup(
-                        image_msg.header.frame_id,
-                        sparse_msg.header.frame_id,
-                        Time.from_msg(sparse_msg.header.stamp),
-                    )
-                except ExtrinsicError as exc:
-                    raise BadMessage("no_transform", str(exc)) from exc
-                sparse = sparse_from_cloud(points, K, h, w, T, self._filter_kwargs)
+                T = self._transform(image_msg.header, sparse_msg.header)
+                sparse = sparse_from_cloud(points, K, h, w, T, _filter_kwargs(p))
             else:
                 sparse = register_depth_image(tof, h, w)
 
-        want_conf = self.pub_conf.get_subscription_count() > 0
+        want_conf = p["output.confidence"] and self.pub_conf.get_subscription_count() > 0
         with timer.stage("inference"):
             out = self.completer.complete(rgb, sparse, return_confidence=want_conf)
         depth, confidence = out if want_conf else (out, None)
@@ -268,15 +458,36 @@ class CompletionNode(Node):
             depth[measured] = sparse[measured]
 
         with timer.stage("publish"):
-            self._publish(image_msg.header, info_msg, rgb, depth, confidence, K)
+            depth = self._publish(p, image_msg.header, info_msg, rgb, depth, confidence, K)
         timer.ms["total_node"] = (time.perf_counter() - start) * 1e3
         now_ns = self.get_clock().now().nanoseconds
         timer.ms["latency"] = (now_ns - stamp_to_ns(image_msg.header)) / 1e6
-        self._publish_diagnostics(timer.ms, image_msg.header)
+        self._record_timing(timer.ms)
+        if self.components:
+            frame = CompletedFrame(stamp_to_ns(image_msg.header), rgb, sparse, depth, K)
+            for component in self.components:
+                component.on_frame(frame)
         self.get_logger().info(f"timings: {self.timing.line()}", throttle_duration_sec=p["timing_log_period"])
 
-    def _publish(self, header, info_msg, rgb, depth, confidence, K) -> None:
-        p = self.params
+    def _transform(self, camera_header, sensor_header) -> np.ndarray:
+        try:
+            T = self._extrinsic.lookup(
+                camera_header.frame_id, sensor_header.frame_id, Time.from_msg(sensor_header.stamp)
+            )
+        except ExtrinsicError as exc:
+            raise BadMessage("no_transform", str(exc)) from exc
+        if self._extrinsic.is_identity and camera_header.frame_id != sensor_header.frame_id:
+            if not self._identity_warned:
+                self._identity_warned = True
+                self.get_logger().warning(
+                    f"EXTRINSIC NOT SET: the cloud's frame {sensor_header.frame_id!r} differs from the "
+                    f"camera's {camera_header.frame_id!r}, but the LiDAR->camera transform is the "
+                    "identity; set extrinsic.translation/rotation or extrinsic.matrix, or publish tf "
+                    "(extrinsic.source: tf). Depth will be wrong until then."
+                )
+        return T
+
+    def _publish(self, p, header, info_msg, rgb, depth, confidence, K) -> np.ndarray:
         invalid = ~np.isfinite(depth) | (depth <= 0)
         if p["max_depth"] > 0:
             invalid |= depth > p["max_depth"]
@@ -285,12 +496,12 @@ class CompletionNode(Node):
         self.pub_depth.publish(depth_to_image(header, depth))
         self.pub_info.publish(copy_camera_info(info_msg, header))
         # Optional outputs are only computed for someone listening.
-        if self.pub_color.get_subscription_count() > 0:
+        if p["output.depth_colorized"] and self.pub_color.get_subscription_count() > 0:
             lo, hi = p["colorize.min_depth"], p["colorize.max_depth"]
             rng = (lo, hi) if hi > lo else (None, None)
             self.pub_color.publish(rgb_to_image(header, colorize_depth(depth, *rng)))
             sent.append("depth_colorized")
-        if self.pub_points.get_subscription_count() > 0:
+        if p["output.points"] and self.pub_points.get_subscription_count() > 0:
             self.pub_points.publish(xyzrgb_cloud(header, depth, rgb, K, p["cloud_stride"]))
             sent.append("points")
         if confidence is not None:
@@ -299,55 +510,73 @@ class CompletionNode(Node):
         with self._lock:
             self.frames_completed += 1
             self.published.update(sent)
+        return depth
 
-    def _publish_diagnostics(self, ms: dict, header) -> None:
+    def _record_timing(self, ms: dict) -> None:
         self.timing.add(ms)
-        self.last_timing = dict(ms)
         with self._lock:
-            counters = {
-                "frames_completed": self.frames_completed,
-                "sets_dropped_busy": self.worker.dropped,
-                "messages_unsynchronised": self._sync.stats.total_dropped(),
-                **{f"bad_{k}": v for k, v in sorted(self.bad_messages.items())},
-            }
-        status = DiagnosticStatus(
-            level=DiagnosticStatus.OK if not self.bad_messages else DiagnosticStatus.WARN,
-            name=f"{self.get_fully_qualified_name()}: depth completion",
-            message=f"{counters['frames_completed']} frames completed",
-            hardware_id=str(self.completer.device),
+            self.last_timing = dict(ms)
+            self._window_frames.append(dict(ms))
+
+    # ------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        """One status per stage over the window since the previous call (about 1 s)."""
+        now = time.monotonic()
+        p = self.params
+        with self._lock:
+            windows = [m.take_window(now) for m in self.monitors]
+            frames, self._window_frames = self._window_frames, []
+            bad = self._window["bad"].delta(self.bad_by_input)
+            stats = self._sync.stats
+            drops = self._window["sync"].delta({k: sum(v) for k, v in stats.dropped.items()})
+            sets = self._window["sets"].delta({"sets": stats.emitted_sets})["sets"]
+            stage = self._window["stage"].delta(
+                {**self.stage_counts, "sets_dropped_busy": self.worker.dropped if self.worker else 0}
+            )
+            published = self._window["published"].delta(self.published)
+            warnings = self._window["warn"].delta(
+                {k: v for k, v in self.bad_messages.items() if k in ("unsynchronised",)}
+            )
+        prefix = f"{self.get_fully_qualified_name()}: "
+        expected = (p["diagnostics.expected_image_rate"],) * 2 + (p["diagnostics.expected_sparse_rate"],)
+        statuses = [
+            diag.input_status(
+                prefix + f"input {name}", sub.topic_name, w, rate, bad[name], p["diagnostics.rate_tolerance"]
+            )
+            for name, sub, w, rate in zip(INPUT_NAMES, self._inputs, windows, expected, strict=True)
+        ]
+        alive = all(w.received > 0 for w in windows)
+        statuses.append(diag.synchroniser_status(prefix + "synchroniser", sets, drops, alive, warnings))
+        statuses.append(
+            diag.inference_status(
+                prefix + "inference",
+                str(self.completer.device),
+                frames,
+                stage,
+                not self._any_output_subscribed(),
+            )
         )
-        status.values = [KeyValue(key=f"{k}_ms", value=f"{v:.2f}") for k, v in ms.items()]
-        status.values += [KeyValue(key=k, value=str(v)) for k, v in counters.items()]
-        msg = DiagnosticArray()
-        msg.header.stamp = header.stamp
-        msg.status = [status]
+        statuses.append(diag.output_status(prefix + "output", published))
+        for component in self.components:
+            statuses += component.diagnostics()
+        msg = DiagnosticArray(status=statuses)
+        msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
-    def destroy_node(self):
-        # Let a frame in flight finish (CPU inference can take seconds) before the node goes away.
-        self.worker.stop(timeout=60.0)
-        return super().destroy_node()
+
+def _filter_kwargs(p: dict) -> dict | None:
+    if not p["filter.enabled"]:
+        return None
+    return {k: p[f"filter.{k}"] for k in ("kernel_size", "rel_threshold", "abs_threshold")}
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = CompletionNode()
-    except StartupError as exc:
-        rclpy.logging.get_logger("completion_node").fatal(str(exc))
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    from selfdc_ros.runner import run
+
+    return run(CompletionNode, args)
 
 
 if __name__ == "__main__":
+    import sys
+
     sys.exit(main())

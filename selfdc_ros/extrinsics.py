@@ -32,9 +32,13 @@ class StaticExtrinsic:
                 f"extrinsic must be a finite 4x4 transform with last row 0 0 0 1, got {T.tolist()}"
             )
         self.T = T
+        self.is_identity = bool(np.allclose(T, np.eye(4)))
 
     def lookup(self, camera_frame: str, sensor_frame: str, stamp) -> np.ndarray:
         return self.T
+
+    def close(self) -> None:
+        pass
 
 
 class TfExtrinsic:
@@ -46,6 +50,10 @@ class TfExtrinsic:
         self._buffer = tf2_ros.Buffer()
         self._listener = tf2_ros.TransformListener(self._buffer, node)
         self._timeout = Duration(seconds=float(timeout_s))
+        self.is_identity = False
+
+    def close(self) -> None:
+        self._listener.unregister()
 
     def lookup(self, camera_frame: str, sensor_frame: str, stamp) -> np.ndarray:
         try:
@@ -57,8 +65,13 @@ class TfExtrinsic:
 
 
 def make_extrinsic_provider(node, params: dict):
-    """The provider chosen by `extrinsic.source`; ValueError with the fix when it cannot work."""
+    """The provider chosen by `extrinsic.source`; ValueError with the fix when it cannot work.
+
+    'auto' is tf2 when tf2_ros imports (a ROS distribution), otherwise translation + rotation.
+    """
     source = params["extrinsic.source"]
+    if source == "auto":
+        source = "tf" if tf2_ros is not None else "quaternion"
     if source == "tf":
         if tf2_ros is None:
             raise ValueError(

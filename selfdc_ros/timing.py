@@ -37,6 +37,10 @@ class TimingStats:
         for name, value in ms.items():
             self._frames.setdefault(name, deque(maxlen=self._frames["latency"].maxlen)).append(float(value))
 
+    def values(self, stage: str) -> list[float]:
+        """The stage's durations (ms) in the window, oldest first (one per frame that ran it)."""
+        return list(self._frames.get(stage, ()))
+
     def summary(self) -> dict[str, tuple[float, float]]:
         """stage -> (mean ms, p95 ms) over the window, for stages seen at least once."""
         return {

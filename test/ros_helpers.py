@@ -79,13 +79,15 @@ def image_msg(arr: np.ndarray, encoding: str, ns: int, frame_id: str = "camera_o
     from sensor_msgs.msg import Image
 
     arr = np.ascontiguousarray(arr)
+    # Not arr.strides[0]: numpy leaves the stride of a length-1 axis arbitrary (a one-row slice
+    # keeps its parent's row stride), while a row of the message is exactly one row of pixels.
     msg = Image(
         header=make_header(ns, frame_id),
         height=arr.shape[0],
         width=arr.shape[1],
         encoding=encoding,
         is_bigendian=False,
-        step=arr.strides[0],
+        step=int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize,
     )
     msg.data = _bytes(arr)
     return msg
@@ -215,14 +217,45 @@ def ros_context_fixture(domain_id: int):
     return ros_context
 
 
-def start_node(context, checkpoint, namespace: str, **params):
+INPUT_TOPICS = ("camera/image", "camera/image/compressed", "camera/camera_info", "lidar/points", "tof/depth")
+
+
+def input_queue_overrides(namespace: str, depth: int = 10) -> list:
+    """Standard QoS overrides (`qos_overrides.<topic>.subscription.depth`) for every node input."""
+    from rclpy.parameter import Parameter
+
+    prefix = namespace.rstrip("/")
+    return [
+        Parameter(f"qos_overrides.{prefix}/{topic}.subscription.depth", value=depth) for topic in INPUT_TOPICS
+    ]
+
+
+def create_node(context, checkpoint, namespace: str, **params):
+    """A CompletionNode in the unconfigured lifecycle state (inputs queue 10 messages each)."""
     from rclpy.parameter import Parameter
 
     from selfdc_ros.completion_node import CompletionNode
 
-    overrides = [Parameter("checkpoint", value=str(checkpoint)), Parameter("qos.depth", value=10)]
+    overrides = [Parameter("checkpoint", value=str(checkpoint)), *input_queue_overrides(namespace)]
     overrides += [Parameter(k, value=v) for k, v in params.items()]
     return CompletionNode(context=context, namespace=namespace, parameter_overrides=overrides)
+
+
+def activate(node):
+    """Take a lifecycle CompletionNode to active; AssertionError with its logged cause otherwise."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    for name in ("configure", "activate"):
+        if getattr(node, f"trigger_{name}")() != TransitionCallbackReturn.SUCCESS:
+            cause = node.startup_error
+            node.close()
+            raise AssertionError(f"{name} failed: {cause}")
+    return node
+
+
+def start_node(context, checkpoint, namespace: str, **params):
+    """A CompletionNode that is configured and active, i.e. processing messages."""
+    return activate(create_node(context, checkpoint, namespace, **params))
 
 
 class Harness:
@@ -241,7 +274,7 @@ class Harness:
         self.pub_sparse = self.tester.create_publisher(sparse_type, sparse_topic, 10)
         self.depth = Collector(self.tester, Image, "completion/depth")
         self.info = Collector(self.tester, CameraInfo, "completion/camera_info")
-        self.diag = Collector(self.tester, DiagnosticArray, "completion/diagnostics")
+        self.diag = Collector(self.tester, DiagnosticArray, "/diagnostics")
         self.extra = {name: Collector(self.tester, t, f"completion/{name}") for name, t in extra}
         self.spin = SpinThread(context, node, self.tester)
         wait_for(
@@ -270,7 +303,12 @@ class Harness:
         wait_for(find, timeout, f"completed depth stamped {stamp_ns}")
         return find()[0]
 
+    def statuses(self, stage: str) -> list:
+        """This node's /diagnostics statuses for `stage` (e.g. 'inference', 'input image'), oldest first."""
+        name = f"{self.node.get_fully_qualified_name()}: {stage}"
+        return [s for m in list(self.diag.messages) for s in m.status if s.name == name]
+
     def close(self):
         self.spin.close()
-        self.node.destroy_node()
+        self.node.close()
         self.tester.destroy_node()

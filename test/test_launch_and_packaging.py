@@ -1,8 +1,9 @@
 """Launch file, parameters file, RViz config and the colcon build of the package.
 
-`launch`/`launch_ros` are not installable here, so the launch file is checked by parsing it
-and by running its parameter helper; everything it passes must be declared by the node,
-whose declarations come from one table (selfdc_ros.params.PARAMETERS).
+`launch`/`launch_ros` come with a ROS distribution, not with the package index, so the launch
+file is checked by parsing it and by running its helpers (they need only yaml and os);
+everything it passes must be declared by the node, whose declarations come from one table
+(selfdc_ros.params.PARAMETERS). Parameter files go through the real rcl parser.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
-from ros_helpers import require_isolated_network, tiny_checkpoint
+from ros_helpers import require_isolated_network
 
 from selfdc_ros.params import PARAMETER_NAMES, PARAMETERS
 
@@ -39,16 +41,31 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 
 def yaml_parameters() -> dict:
-    return flatten(yaml.safe_load(PARAMS_YAML.read_text())["completion_node"]["ros__parameters"])
+    return flatten(yaml.safe_load(PARAMS_YAML.read_text())["/**"]["ros__parameters"])
 
 
 def launch_tree() -> ast.Module:
     return ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
 
 
+def launch_constant(name: str):
+    (assign,) = [n for n in launch_tree().body if isinstance(n, ast.Assign) and n.targets[0].id == name]
+    return ast.literal_eval(assign.value)
+
+
+def launch_helpers(*names: str) -> dict:
+    """The launch file's module constants and the named helper functions, executed on their own."""
+    tree = launch_tree()
+    keep = [n for n in tree.body if isinstance(n, ast.Assign)]
+    keep += [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    namespace = {"yaml": yaml, "os": os}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), str(LAUNCH), "exec"), namespace)
+    return namespace
+
+
 def node_topics() -> set[str]:
     source = (ROOT / "selfdc_ros" / "completion_node.py").read_text()
-    return set(re.findall(r'create_(?:subscription|publisher)\(\s*\w+,\s*"([a-z_/]+)"', source))
+    return set(re.findall(r'"((?:camera|lidar|tof|completion)/[a-z_/]+)"', source))
 
 
 def test_params_yaml_lists_exactly_the_declared_parameters_with_matching_types():
@@ -74,83 +91,163 @@ def test_launch_file_declares_the_standard_arguments():
         and getattr(n.func, "id", "") == "DeclareLaunchArgument"
         and isinstance(n.args[0], ast.Constant)
     }
-    assert {"checkpoint", "params_file", "namespace", "use_rviz"} <= declared
+    assert {
+        "params_file",
+        "namespace",
+        "use_rviz",
+        "use_sim_time",
+        "log_level",
+        "autostart",
+        "rviz_fixed_frame",
+    } <= declared
+    parameter_arguments = {arg for arg, _, _ in launch_constant("PARAMETER_ARGUMENTS")}
+    assert {"checkpoint", "device", "sparse_source"} <= parameter_arguments
     source = LAUNCH.read_text()
     assert 'executable="completion_node"' in source and 'package="selfdc_ros"' in source
-    assert 'IfCondition(LaunchConfiguration("use_rviz"))' in source and '"selfdc.rviz"' in source
+    assert "LifecycleNode(" in source and '"selfdc.rviz"' in source
     imports = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imports |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imports <= {"launch", "launch_ros", "yaml"}  # nothing beyond a stock ROS 2 install
+    # Nothing beyond a stock ROS 2 install and this package.
+    assert imports <= {"launch", "launch_ros", "yaml", "os", "ament_index_python", "selfdc_ros"}
 
 
 def test_launch_remaps_only_topics_the_node_uses():
-    tree = launch_tree()
-    (assign,) = [n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "TOPIC_ARGUMENTS"]
-    remaps = ast.literal_eval(assign.value)
+    remaps = launch_constant("TOPIC_ARGUMENTS")
     topics = node_topics()
     assert {"camera/image", "camera/camera_info", "lidar/points", "tof/depth", "completion/depth"} <= topics
-    assert {topic for _, topic, _ in remaps} <= topics
-    assert {topic for _, topic, _ in remaps} >= topics - {"completion/diagnostics"}
+    assert {topic for _, topic, _ in remaps} == topics
+    assert set(launch_constant("RVIZ_TOPICS")) <= topics
 
 
-def test_launch_passes_only_declared_parameters():
-    # Run the launch file's own helper (it needs only yaml) on the shipped parameters file.
-    tree = launch_tree()
-    (func,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_node_parameters"]
-    namespace = {"yaml": yaml}
-    exec(compile(ast.Module(body=[func], type_ignores=[]), str(LAUNCH), "exec"), namespace)
-    params = namespace["_node_parameters"](str(PARAMS_YAML), "/models/selfdc.pt")
-    assert set(flatten(params)) <= PARAMETER_NAMES
-    assert flatten(params)["checkpoint"] == "/models/selfdc.pt"
-    assert set(flatten(namespace["_node_parameters"](str(PARAMS_YAML), ""))) == PARAMETER_NAMES
+def test_launch_arguments_become_typed_node_parameters():
+    helpers = launch_helpers("_yaml_value", "_node_parameter_overrides")
+    params = helpers["_node_parameter_overrides"](
+        {
+            "checkpoint": "~/models/selfdc.pt",
+            "device": "cpu",
+            "max_depth": "10",
+            "sparse_source": "",
+            "extrinsic_source": "tf",
+            "use_sim_time": "true",
+            "autostart": "false",
+        }
+    )
+    assert params == {
+        "checkpoint": str(Path("~/models/selfdc.pt").expanduser()),
+        "device": "cpu",
+        "max_depth": 10,  # an int for a double: the node accepts it
+        "extrinsic.source": "tf",
+        "use_sim_time": True,
+        "autostart": False,
+    }
+    assert set(params) <= PARAMETER_NAMES | {"use_sim_time"}
+    defaults = helpers["_node_parameter_overrides"]({})  # nothing given: only the file applies
+    assert defaults == {"use_sim_time": False, "autostart": True}
+
+
+def test_launch_rejects_node_parameters_it_would_ignore_and_a_missing_rviz2():
+    helpers = launch_helpers("_yaml_value", "_unsupported_parameter_arguments", "_check_arguments")
+    check = helpers["_check_arguments"]
+    check({"device": "cpu", "namespace": "/robot", "use_rviz": "false"}, PARAMETER_NAMES, lambda: False)
+    for given, named in (({"warmup": "false"}, "warmup"), ({"sync_slop": "0.1"}, "sync_slop")):
+        with pytest.raises(RuntimeError, match=named) as info:
+            check(given, PARAMETER_NAMES, lambda: True)
+        assert "params_file" in str(info.value)
+    with pytest.raises(RuntimeError, match="rviz2 package is not installed"):
+        check({"use_rviz": "true"}, PARAMETER_NAMES, lambda: False)
+    check({"use_rviz": "true"}, PARAMETER_NAMES, lambda: True)
+    # The check runs before any action exists, so nothing is started (no orphaned node).
+    (launch,) = [n for n in launch_tree().body if isinstance(n, ast.FunctionDef) and n.name == "_launch"]
+    calls = [n for n in ast.walk(launch) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    first_check = min(c.lineno for c in calls if c.func.id == "_check_arguments")
+    assert all(c.lineno > first_check for c in calls if c.func.id in ("Node", "LifecycleNode"))
 
 
 def test_rviz_config_shows_colourised_depth_and_points():
     config = yaml.safe_load(RVIZ.read_text())
     manager = config["Visualization Manager"]
     displays = {d["Class"]: d for d in manager["Displays"]}
-    assert displays["rviz_default_plugins/Image"]["Topic"]["Value"].endswith("completion/depth_colorized")
+    # Relative topics: they follow the namespace (and the output remaps) RViz is started with.
+    assert displays["rviz_default_plugins/Image"]["Topic"]["Value"] == "completion/depth_colorized"
     cloud = displays["rviz_default_plugins/PointCloud2"]
-    assert cloud["Topic"]["Value"].endswith("completion/points") and cloud["Color Transformer"] == "RGB8"
-    assert manager["Global Options"]["Fixed Frame"] == "camera_optical"
+    assert cloud["Topic"]["Value"] == "completion/points" and cloud["Color Transformer"] == "RGB8"
+    assert manager["Global Options"]["Fixed Frame"] == "camera_optical"  # rviz_fixed_frame replaces it
 
 
-def test_node_accepts_the_params_file_through_rcl(tmp_path):
-    """The real rcl YAML parser reads completion.yaml and the node declares every value."""
+def declared_with_params_file(params_file: Path, namespace: str = "/") -> dict:
+    """Parameter values of a CompletionNode started with `--params-file` (read by the real rcl)."""
     require_isolated_network()
     import rclpy
     from rclpy.context import Context
-    from rclpy.parameter import Parameter
 
     from selfdc_ros.completion_node import CompletionNode
+    from selfdc_ros.params import declared_values
 
     context = Context()
-    rclpy.init(context=context, domain_id=DOMAIN_ID, args=["--ros-args", "--params-file", str(PARAMS_YAML)])
+    rclpy.init(context=context, domain_id=DOMAIN_ID, args=["--ros-args", "--params-file", str(params_file)])
     try:
-        ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
-        node = CompletionNode(
-            context=context,
-            parameter_overrides=[Parameter("checkpoint", value=str(ckpt)), Parameter("warmup", value=False)],
-        )
+        node = CompletionNode(context=context, namespace=namespace)  # declares; loads nothing yet
         try:
-            expected = yaml_parameters()
-            for name, value in expected.items():
-                if name in ("checkpoint", "warmup"):
-                    continue
-                assert node.get_parameter(name).value == value, name
+            values = declared_values(node)
             described = node.describe_parameters(sorted(PARAMETER_NAMES))
             assert all(d.description for d in described)
+            assert {d.name for d in described if not d.read_only} == {p.name for p in PARAMETERS if p.live}
+            return values
         finally:
             node.destroy_node()
     finally:
         context.try_shutdown()
 
 
+def test_node_accepts_the_shipped_params_file_through_rcl():
+    values = declared_with_params_file(PARAMS_YAML, "/robot")
+    assert values == yaml_parameters()
+
+
+@pytest.mark.parametrize(
+    "key, namespace",
+    [
+        ("/**", "/"),
+        ("/**", "/robot"),
+        ("/robot/completion_node", "/robot"),
+        ("/**/completion_node", "/robot/front"),
+        ("/completion_node", "/"),
+    ],
+)
+def test_params_file_keys_apply_under_any_namespace_with_ints_for_doubles(tmp_path, key, namespace):
+    path = tmp_path / "params.yaml"
+    path.write_text(
+        f"{key}:\n  ros__parameters:\n    max_depth: 10\n    device: cpu\n"
+        "    extrinsic:\n      translation: [0, 0, 1]\n      source: quaternion\n"
+    )
+    values = declared_with_params_file(path, namespace)
+    assert values["max_depth"] == 10.0 and isinstance(values["max_depth"], float)
+    assert values["extrinsic.translation"] == [0.0, 0.0, 1.0]
+    assert all(isinstance(v, float) for v in values["extrinsic.translation"])
+    assert values["device"] == "cpu" and values["extrinsic.source"] == "quaternion"
+
+
+def test_params_file_for_another_node_does_not_apply(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("/other/completion_node:\n  ros__parameters:\n    max_depth: 10.0\n")
+    assert declared_with_params_file(path, "/robot")["max_depth"] == 0.0
+
+
 def test_package_xml_declares_runtime_dependencies():
     root = ET.parse(ROOT / "package.xml").getroot()
     assert root.get("format") == "3" and root.findtext("name") == "selfdc_ros"
     depends = {e.text for e in root.iter("exec_depend")}
-    assert {"rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "diagnostic_msgs"} <= depends
+    assert {
+        "rclpy",
+        "sensor_msgs",
+        "std_msgs",
+        "geometry_msgs",
+        "diagnostic_msgs",
+        "lifecycle_msgs",
+    } <= depends
+    # The Python tf2 module lives in tf2_ros_py; rviz2 is optional (the launch file checks for it).
+    assert "tf2_ros_py" in depends and "tf2_ros" not in depends
+    assert "rviz2" not in {e.text for e in root.iter() if e.tag.endswith("depend")}
     assert root.find("export").findtext("build_type") == "ament_python"
 
 
@@ -221,4 +318,5 @@ def test_colcon_build_installs_launch_config_and_console_script(tmp_path):
         env=dict(os.environ, PYTHONPATH=str(site), ROS_DOMAIN_ID=str(DOMAIN_ID)),
     )
     assert run.returncode == 1
-    assert "parameter 'checkpoint' is empty" in run.stderr + run.stdout
+    assert "[FATAL]" in run.stderr and "parameter 'checkpoint' is empty" in run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
