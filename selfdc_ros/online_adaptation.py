@@ -1,20 +1,22 @@
 """Online adaptation in completion_node: `adaptation.*` parameters, the learner, diagnostics, save service.
 
-The node keeps doing what it does without adaptation; around each frame it calls
-`frame()` (inference has priority over the learner while it is held) and, once the frame is
-published, `observe()`. The learner itself is `selfdc_core.adaptation.OnlineAdapter`.
-`adaptation.enabled` is live: false freezes the current weights, true (re)starts learning.
-The other adaptation.* parameters are read at start-up; changing them at run time is refused.
-Service `~/adaptation/save` (std_srvs/Trigger) writes the adapted weights to adaptation.save_path now.
+A node component (selfdc_ros.components): the node hands it every published frame, and it
+offers the frame to `selfdc_core.adaptation.OnlineAdapter`, which learns in its own thread and
+swaps guarded weights into the node's completer. The completer's forward pass holds the
+adapter's priority gate, so the learner pauses while a frame is being completed.
+`adaptation.enabled` is live: false freezes the current weights, true (re)starts learning; the
+learner is built before the first frame after it is first enabled. The other adaptation.*
+parameters are read at configure. Service `~/adaptation/save` (std_srvs/Trigger) writes the
+adapted weights to adaptation.save_path at once.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from contextlib import contextmanager
 
-from selfdc_core.adaptation import DEFAULTS, adaptation_config
+from selfdc_core.adaptation.config import DEFAULTS, adaptation_config
+from selfdc_ros.components import COMPONENTS, CompletedFrame, NodeComponent
 
 PREFIX = "adaptation."
 # ROS parameter (without the prefix) -> (adaptation setting, description). Defaults come from the core.
@@ -26,7 +28,8 @@ _SETTINGS = {
     "min_sparse_points": "Frames with fewer sparse measurements are skipped (and counted).",
     "holdout_every": "Every n-th kept frame goes to the held-out slice that the drift guard scores.",
     "holdout_frames": "Size of the held-out slice (its newest frames).",
-    "hide_fraction": "Share of a held-out frame's measurements hidden from the input and scored (m).",
+    "hide_fraction": "Share of a held-out frame's measurements hidden from the input; the error there (m) "
+                    "is the drift guard's estimate.",
     "guard_tolerance": "Swap new weights in only while their held-out error is at most (1 + this) x the "
                        "current one; otherwise roll back.",
     "swap_every": "Learner steps between guarded weight swaps.",
@@ -44,16 +47,27 @@ _OPTIM = {
     "optim.grad_clip": "Gradient norm clip of the learner; 0 = none (training/train.py's optim.grad_clip).",
     "optim.weight_decay": "Adam weight decay of the learner (training/train.py's optim.weight_decay).",
 }
-ENABLED_DESCRIPTION = ("Learn online from the completed frames, self-supervised (live: false freezes the "
-                       "current weights, true continues).")
+ENABLED_DESCRIPTION = ("Learn online from the completed frames, self-supervised; false freezes the current "
+                       "weights, true continues.")
 
 
-def parameter_table() -> list[tuple[str, object, str]]:
-    """(full name, default, description) of every adaptation.* parameter, for the node's table."""
-    rows = [(PREFIX + "enabled", False, ENABLED_DESCRIPTION)]
-    rows += [(PREFIX + key, DEFAULTS[key], text) for key, text in _SETTINGS.items()]
+_AT_LEAST_ONE = {"buffer_frames", "holdout_every", "holdout_frames", "swap_every", "batch_size",
+                 "min_sparse_points"}
+
+
+def parameter_rows() -> list[dict]:
+    """Every adaptation.* parameter as keyword arguments of selfdc_ros.params.Param."""
+    rows = [{"name": PREFIX + "enabled", "default": False, "description": ENABLED_DESCRIPTION, "live": True}]
+    for key, text in _SETTINGS.items():
+        default = DEFAULTS[key]
+        row = {"name": PREFIX + key, "default": default, "description": text}
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            row["minimum"] = 1 if key in _AT_LEAST_ONE else 0.0
+        rows.append(row)
     optim = DEFAULTS["optim"]
-    rows += [(PREFIX + key, float(optim[key.split(".")[1]] or 0.0), text) for key, text in _OPTIM.items()]
+    for key, text in _OPTIM.items():
+        rows.append({"name": PREFIX + key, "default": float(optim[key.split(".")[1]] or 0.0),
+                     "description": text, "minimum": 0.0})
     return rows
 
 
@@ -68,97 +82,115 @@ def settings_from_parameters(values: dict) -> dict:
     return adaptation_config(settings)
 
 
-class NodeAdaptation:
-    """The node's online learner: created when adaptation is first enabled, between two frames."""
 
-    def __init__(self, node, completer, checkpoint: str, values: dict):
-        self.node, self.completer, self.checkpoint = node, completer, checkpoint
-        self.settings = settings_from_parameters(values)  # ValueError: the node refuses to start
-        self.adapter = None
-        self._wanted = bool(values[PREFIX + "enabled"])
+
+class OnlineAdaptation(NodeComponent):
+    """The node's online learner: built when adaptation is first enabled, between two frames."""
+
+    def __init__(self):
+        self.node = self.adapter = self.save_service = None
+        self.settings: dict = {}
+        self._wanted = self._active = False
         self._lock = threading.Lock()
-        if self._wanted:
-            self._apply()
+
+    def configure(self, node, params: dict) -> None:
+        self.node = node
+        self.settings = settings_from_parameters(params)  # a bad value fails configure, naming it
+        self._wanted = bool(params[PREFIX + "enabled"])
         from std_srvs.srv import Trigger
 
         self.save_service = node.create_service(Trigger, "~/adaptation/save", self._on_save)
+
+    def activate(self) -> None:
+        self._active = True
+        self._apply()  # no frame is in flight before activation
+
+    def deactivate(self) -> None:
+        self._active = False
+        if self.adapter is not None:
+            self.adapter.set_enabled(False)
+
+    def cleanup(self) -> None:
+        if self.adapter is not None:
+            self.adapter.stop(save=bool(self.settings["save_path"]))
+            self.adapter = None
+        if self.save_service is not None:
+            self.node.destroy_service(self.save_service)
+            self.save_service = None
+
+    def on_parameters(self, changes: dict) -> None:
+        if PREFIX + "enabled" in changes:
+            with self._lock:
+                self._wanted = bool(changes[PREFIX + "enabled"])
+            if self.adapter is not None:  # freezing and unfreezing are immediate
+                self.adapter.set_enabled(self._wanted and self._active)
+                self.node.get_logger().info(f"adaptation {'on' if self._wanted else 'frozen'}")
+
+    def on_frame(self, frame: CompletedFrame) -> None:
+        self._apply()  # the worker thread, between two frames: the completer is not in use
+        if self.adapter is not None:
+            self.adapter.observe(frame.rgb, frame.sparse, frame.K[:, :3], frame.stamp_ns / 1e9)
+
+    def _apply(self) -> None:
+        with self._lock:
+            wanted = self._wanted and self._active
+            if wanted and self.adapter is None:
+                self.adapter = self._create()
+            if self.adapter is not None and wanted != self.adapter.enabled:
+                self.adapter.set_enabled(wanted)
 
     def _create(self):
         from selfdc_core.adaptation import OnlineAdapter, loss_of_checkpoint
         from selfdc_core.training.checkpoint import load_checkpoint
 
-        state = load_checkpoint(self.checkpoint, map_location="cpu")
+        state = load_checkpoint(self.node.params["checkpoint"], map_location="cpu")
         settings = {**self.settings, "loss": loss_of_checkpoint(state)}
-        return OnlineAdapter(self.completer, settings, checkpoint_weights=state["model"])
+        adapter = OnlineAdapter(self.node.completer, settings, checkpoint_weights=state["model"])
+        if adapter.resumed_from is not None:
+            self.node.get_logger().info(f"adaptation: continuing from {adapter.resumed_from}")
+        return adapter
 
-    def _apply(self) -> None:
-        """Bring the learner to the wanted state (called where no frame is in flight)."""
-        with self._lock:
-            wanted = self._wanted
-            if wanted and self.adapter is None:
-                self.adapter = self._create()
-                if self.adapter.resumed_from is not None:
-                    self.node.get_logger().info(f"adaptation: resumed from {self.adapter.resumed_from}")
-            if self.adapter is not None and wanted != self.adapter.enabled:
-                self.adapter.set_enabled(wanted)
-                self.node.get_logger().info(f"adaptation {'on' if wanted else 'frozen'}")
+    def diagnostics(self) -> list:
+        from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-    def set_enabled(self, enabled: bool) -> None:
-        """Live switch; takes effect before the next frame (the learner is built then, the first time)."""
-        with self._lock:
-            self._wanted = bool(enabled)
-
-    @contextmanager
-    def frame(self):
-        """Hold around a frame's processing: applies a pending switch, then gives inference priority."""
-        self._apply()
-        if self.adapter is None:
-            yield
-            return
-        with self.adapter.priority():
-            yield
-
-    def observe(self, rgb, sparse, K, stamp_ns: int) -> None:
-        if self.adapter is not None:
-            self.adapter.observe(rgb, sparse, K, stamp_ns / 1e9)
-
-    def diagnostics(self) -> list[tuple[str, str]]:
-        """(key, value) pairs for the node's diagnostics status."""
-        if self.adapter is None:
-            return [("adaptation_enabled", str(self._wanted).lower())]
-        stats = self.adapter.stats()
-        keys = ("enabled", "learner_steps", "loss", "held_out_error_m", "swaps", "rollbacks", "buffer_frames",
-                "buffer_fill", "compute_share", "frames_kept", "skipped_gap", "skipped_no_sparse",
-                "skipped_degenerate_labels", "nonfinite_losses", "saves", "error")
-        out = []
-        for key in keys:
-            value = stats[key]
-            if isinstance(value, bool):
-                text = str(value).lower()
-            elif isinstance(value, float):
-                text = "nan" if math.isnan(value) else f"{value:.4f}"
-            else:
-                text = str(value)
-            out.append((f"adaptation_{key}", text))
-        return out
-
-    def failed(self) -> bool:
-        return self.adapter is not None and bool(self.adapter.stats()["error"])
+        stats = self.adapter.stats() if self.adapter is not None else {"enabled": False}
+        error = stats.get("error", "")
+        status = DiagnosticStatus(
+            level=DiagnosticStatus.WARN if error else DiagnosticStatus.OK,
+            name=f"{self.node.get_fully_qualified_name()}: adaptation",
+            message=f"learner failed, adaptation is off: {error}" if error else (
+                "learning" if stats["enabled"] else "frozen"),
+            hardware_id=str(self.node.completer.device) if self.node.completer is not None else "",
+        )
+        status.values = [KeyValue(key=k, value=_text(v)) for k, v in stats.items() if k in DIAGNOSTIC_KEYS]
+        return [status]
 
     def _on_save(self, request, response):
-        if self.adapter is None or not self.settings["save_path"]:
-            response.success = False
-            response.message = ("adaptation.save_path is not set" if not self.settings["save_path"]
-                                else "adaptation has not run yet: nothing to save")
-            return response
-        try:
-            path = self.adapter.save()
-        except Exception as exc:  # a full disk or a bad path must not take the node down
-            response.success, response.message = False, f"{type(exc).__name__}: {exc}"
-            return response
-        response.success, response.message = True, f"saved {path}"
+        response.success, response.message = False, ""
+        if not self.settings.get("save_path"):
+            response.message = "adaptation.save_path is not set"
+        elif self.adapter is None:
+            response.message = "adaptation has not been enabled yet: nothing to save"
+        else:
+            try:
+                response.success, response.message = True, f"saved {self.adapter.save()}"
+            except Exception as exc:  # a full disk or a bad path must not take the node down
+                response.message = f"{type(exc).__name__}: {exc}"
         return response
 
-    def shutdown(self) -> None:
-        if self.adapter is not None:
-            self.adapter.stop(save=bool(self.settings["save_path"]))
+
+DIAGNOSTIC_KEYS = ("enabled", "learner_steps", "loss", "held_out_error_m", "candidate_error_m", "swaps",
+                   "rollbacks", "buffer_frames", "holdout_frames", "buffer_fill", "compute_share",
+                   "frames_kept", "skipped_gap", "skipped_no_sparse", "skipped_degenerate_labels",
+                   "nonfinite_losses", "saves", "error")
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+COMPONENTS.append(OnlineAdaptation)
