@@ -235,13 +235,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.start_checkpoint or train_start_checkpoint(Path(tmp) / "room", args.start_steps,
                                                                      args.size)
+        from selfdc_core.training.checkpoint import load_checkpoint
+
+        start_steps = load_checkpoint(checkpoint)["step"]
         results = {sensor: run_variant(sensor, checkpoint, args) for sensor in args.variants}
     first = results[args.variants[0]]
     report = {
         "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "resolution": list(args.size), "stream_seconds": args.stream_seconds, "rate_hz": args.rate_hz,
         "environment": {"start": "room", "stream": args.environment}, "model": MODEL,
-        "start_steps": None if args.start_checkpoint else args.start_steps, "adaptation": ADAPTATION,
+        "start_steps": int(start_steps), "adaptation": ADAPTATION,
         "primary_variant": args.variants[0],
         "last_third_rmse": first["last_third_rmse"], "latency_ratio": first["latency_ratio"],
         "variants": results, "total_time_s": time.perf_counter() - started,
