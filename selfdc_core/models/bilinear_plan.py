@@ -2,13 +2,13 @@
 
 deform_conv2d recomputes the four bilinear corners of every tap each time it runs. NLSPN's offsets are
 the same for all propagation steps, so here they are turned once into
-  * `columns` (B, H*W*36) int32: the position of each tap's 4 bilinear corners (top-left, top-right,
-    bottom-left, bottom-right) in the flat, zero-bordered (H+2)x(W+2) map;
-  * `weights` (B, H*W, 9, 4): their bilinear weights, zero for corners outside the image: exactly
-    deform_conv2d's zero padding.
-The layout is pixel-major, so that the 36 (column, weight) pairs of one output pixel are contiguous:
-that is a CSR sparse matrix row (gather_propagation.py) as well as a plain gather (`sample`,
-`weighted_sum`: standard ONNX ops, no DeformConv).
+  * `top_left` (B, H*W, 9) int32: each tap's top-left corner in the flat, zero-bordered (H+2)x(W+2)
+    map; the other corners are at fixed shifts from it (+1, +W+2, +W+3), so one index array serves all
+    four;
+  * separable bilinear factors, whose products are the corner weights, zero for corners outside the
+    image: exactly deform_conv2d's zero padding.
+All arrays are (B, H*W, 9) and contiguous, so every elementwise op on them runs at full speed, and
+sampling is one gather per corner: standard ONNX ops (Pad, GatherElements, Mul, Add), no DeformConv.
 
 Taps are row-major over the 3x3 kernel and offsets are (dy, dx) per tap, as in deform_conv2d.
 """
@@ -16,6 +16,7 @@ Taps are row-major over the 3x3 kernel and offsets are (dy, dx) per tap, as in d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,7 @@ from torch import Tensor
 
 KERNEL = 3
 TAPS = KERNEL * KERNEL
+CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row, column) of top-left, top-right, bottom-left, bottom-right
 
 
 def bordered(values: Tensor) -> Tensor:
@@ -35,53 +37,84 @@ def unbordered(flat: Tensor, height: int, width: int) -> Tensor:
     return flat.view(-1, 1, height + 2, width + 2)[:, :, 1:-1, 1:-1]
 
 
-@dataclass(frozen=True)
-class BilinearPlan:
-    """Where each of the 9 taps of every pixel samples a (B,1,H,W) map, and with which weights."""
+@lru_cache(maxsize=8)
+def _tap_grid(height: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Regular (y, x) position of every tap of every pixel, (H*W, 9) each."""
+    flat = torch.arange(height * width * TAPS, device=device)
+    pixel, tap = flat // TAPS, flat % TAPS
+    y = (pixel // width + tap // KERNEL - 1).to(dtype).view(-1, TAPS)
+    x = (pixel % width + tap % KERNEL - 1).to(dtype).view(-1, TAPS)
+    return y, x
 
-    columns: Tensor  # (B, H*W*36) int32: bordered-map position of each (tap, corner), pixel-major
-    weights: Tensor  # (B, H*W, 9, 4)
+
+@dataclass(frozen=True)
+class CornerFactors:
+    """Where the 9 taps of every pixel sample, and the separable bilinear weights of their corners.
+
+    The weight of corner (cy, cx) is row[cy] * col[cx]: row = (1 - fy, fy), each zeroed where that
+    corner row lies outside the image; inside_row holds those 0/1 masks, which are also d row / d y up
+    to the signs (-1, +1). col and inside_col likewise along x. All (B, H*W, 9).
+    """
+
+    top_left: Tensor
+    row: tuple[Tensor, Tensor]
+    col: tuple[Tensor, Tensor]
+    inside_row: tuple[Tensor, Tensor]
+    inside_col: tuple[Tensor, Tensor]
     height: int
     width: int
 
     @classmethod
-    def from_offsets(cls, offsets: Tensor) -> BilinearPlan:
+    def from_offsets(cls, offsets: Tensor) -> CornerFactors:
         """offsets (B,18,H,W) as (dy, dx) per tap, relative to the tap's regular grid position."""
         batch, _, height, width = offsets.shape
-        row = width + 2
-        off = offsets.view(batch, TAPS, 2, height * width).permute(0, 3, 1, 2).contiguous()  # (B,HW,9,2)
-        pixel = torch.arange(height * width, device=offsets.device).view(-1, 1)
-        tap = torch.arange(TAPS, device=offsets.device).view(1, -1)
-        y = off[..., 0] + (pixel // width + tap // KERNEL - 1).to(offsets.dtype)
-        x = off[..., 1] + (pixel % width + tap % KERNEL - 1).to(offsets.dtype)
+        off = offsets.reshape(batch, TAPS, 2, height * width).permute(2, 0, 3, 1).contiguous()  # (2,B,HW,9)
+        grid_y, grid_x = _tap_grid(height, width, offsets.dtype, offsets.device)
+        y, x = off[0] + grid_y, off[1] + grid_x
         y0, x0 = torch.floor(y), torch.floor(x)
-        fy, fx = y - y0, x - x0
 
-        def inside(first: Tensor, size: int) -> tuple[Tensor, Tensor]:
-            return (((first >= 0) & (first < size)).to(offsets.dtype),
-                    ((first >= -1) & (first < size - 1)).to(offsets.dtype))
+        def factors(first: Tensor, frac: Tensor, size: int):
+            inside = (((first >= 0) & (first < size)).to(frac.dtype),
+                      ((first >= -1) & (first < size - 1)).to(frac.dtype))
+            return ((1 - frac) * inside[0], frac * inside[1]), inside
 
-        (in_y0, in_y1), (in_x0, in_x1) = inside(y0, height), inside(x0, width)
-        wy0, wy1, wx0, wx1 = (1 - fy) * in_y0, fy * in_y1, (1 - fx) * in_x0, fx * in_x1
-        weights = torch.stack((wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1), dim=-1)
+        row, inside_row = factors(y0, y - y0, height)
+        col, inside_col = factors(x0, x - x0, width)
         # Clamp so that every read stays inside the zero border; clamped corners have weight 0.
-        top_left = ((y0.clamp(-1, height - 1) + 1) * row + (x0.clamp(-1, width - 1) + 1)).to(torch.int32)
-        corner = torch.tensor((0, 1, row, row + 1), dtype=torch.int32, device=offsets.device)
-        columns = (top_left.unsqueeze(-1) + corner).view(batch, -1)
-        return cls(columns, weights, height, width)
+        top_left = (y0.clamp(-1, height - 1) + 1) * (width + 2) + (x0.clamp(-1, width - 1) + 1)
+        return cls(top_left.to(torch.int32), row, col, inside_row, inside_col, height, width)
 
-    def with_weights(self, weights: Tensor) -> BilinearPlan:
-        return BilinearPlan(self.columns, weights, self.height, self.width)
+    @property
+    def shifts(self) -> tuple[int, int, int, int]:
+        """Flat distance of each corner from the top-left one, in CORNERS order."""
+        row_length = self.width + 2
+        return tuple(cy * row_length + cx for cy, cx in CORNERS)
 
-    def gather(self, values: Tensor) -> Tensor:
-        """The corner values of every tap: (B,1,H,W) -> (B, H*W, 9, 4)."""
-        return bordered(values).gather(1, self.columns.long()).view(self.weights.shape)
+    def weights(self) -> list[Tensor]:
+        """Corner weights in CORNERS order, (B, H*W, 9) each."""
+        return [self.row[cy] * self.col[cx] for cy, cx in CORNERS]
 
-    def sample(self, values: Tensor) -> Tensor:
-        """Bilinear samples of a (B,1,H,W) map at the 9 taps: (B,9,H,W)."""
-        sampled = (self.gather(values) * self.weights).sum(-1)  # (B, HW, 9)
-        return sampled.transpose(1, 2).reshape(values.shape[0], TAPS, self.height, self.width)
+    def detached(self) -> CornerFactors:
+        return CornerFactors(self.top_left, *(tuple(t.detach() for t in pair) for pair in
+                                              (self.row, self.col, self.inside_row, self.inside_col)),
+                             self.height, self.width)
 
-    def weighted_sum(self, values: Tensor) -> Tensor:
-        """Sum over taps and corners of weights * corner values: (B,1,H,W) -> (B,1,H,W)."""
-        return (self.gather(values) * self.weights).flatten(2).sum(-1).view_as(values)
+    def sample(self, values: Tensor, weights: list[Tensor] | None = None) -> Tensor:
+        """Weighted corner sums at every tap of (B,1,H,W) values -> (B, H*W, 9), by plain gathers."""
+        flat = bordered(values)
+        index = self.top_left.flatten(1).long()
+        total = None
+        for shift, weight in zip(self.shifts, self.weights() if weights is None else weights, strict=True):
+            term = flat.gather(1, index + shift).view_as(weight) * weight
+            total = term if total is None else total + term
+        return total
+
+
+def taps_to_channels(per_tap: Tensor, height: int, width: int) -> Tensor:
+    """(B, H*W, 9) -> (B, 9, H, W)."""
+    return per_tap.transpose(1, 2).reshape(per_tap.shape[0], TAPS, height, width)
+
+
+def channels_to_taps(channels: Tensor) -> Tensor:
+    """(B, 9, H, W) -> (B, H*W, 9), contiguous."""
+    return channels.flatten(2).transpose(1, 2).contiguous()

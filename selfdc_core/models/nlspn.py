@@ -8,9 +8,9 @@ sampled at each neighbour, then divided by max(1, sum_k |a_k|) so that sum_k |a_
 weight a_c = 1 - sum_k a_k (so a constant map is a fixed point).
 
 Two implementations of the same maths, chosen by `mode`:
-  * "gather" (default): the bilinear corners and weights are planned once per forward and every step
-    is a gather and a weighted sum (bilinear_plan.py, gather_propagation.py). Faster on CPU and CUDA,
-    and exports to standard ONNX.
+  * "gather" (default): the bilinear corners and weights are planned once per forward; every step is
+    a sparse matrix-vector product, or a gather and a weighted sum when traced (bilinear_plan.py,
+    gather_propagation.py). Faster on CPU and CUDA, lighter in memory, and exports to standard ONNX.
   * "deform_conv": every step is a torchvision deform_conv2d, the reference formulation.
 Both have the same parameters, so a checkpoint loads in either.
 """
@@ -21,8 +21,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
-from .bilinear_plan import BilinearPlan
-from .gather_propagation import propagate
+from .gather_propagation import propagate, sample_taps
 
 PROPAGATION_MODES = ("gather", "deform_conv")
 KERNEL = 3
@@ -84,32 +83,26 @@ class NonLocalPropagation(nn.Module):
 
     def offsets_and_affinity(self, guidance: Tensor, confidence: Tensor | None) -> tuple[Tensor, Tensor]:
         """Guidance (B,G,H,W) [+ confidence (B,1,H,W)] -> offsets (B,18,H,W), affinity (B,9,H,W)."""
-        offsets, affinity, _ = self._offsets_affinity_plan(guidance, confidence)
-        return offsets, affinity
-
-    def _offsets_affinity_plan(self, guidance: Tensor, confidence: Tensor | None):
         out = self.offset_affinity(guidance)
         offsets = out[:, : 2 * NUM_NEIGHBORS]
         offsets = insert_center(offsets, offsets.new_zeros(offsets.shape[0], 2, *offsets.shape[2:]), 2)
-        plan = BilinearPlan.from_offsets(offsets) if self.mode == "gather" else None
         neighbor_conf = None
         if confidence is not None:
             # As in NLSPN, the confidence is sampled at detached offsets: it weights, but does not steer them.
-            if plan is None:
-                neighbor_conf = sample_at_neighbors(confidence, offsets.detach())
-            else:
-                sampled = plan.with_weights(plan.weights.detach()).sample(confidence)
+            if self.mode == "gather":
+                sampled = sample_taps(confidence, offsets)
                 neighbor_conf = torch.cat((sampled[:, :CENTER], sampled[:, CENTER + 1 :]), dim=1)
+            else:
+                neighbor_conf = sample_at_neighbors(confidence, offsets.detach())
         affinity = normalize_affinity(out[:, 2 * NUM_NEIGHBORS :], self.affinity_scale, neighbor_conf)
-        return offsets, affinity, plan
+        return offsets, affinity
 
     def forward(self, depth_init: Tensor, guidance: Tensor, confidence: Tensor | None = None,
                 sparse: Tensor | None = None) -> Tensor:
-        offsets, affinity, plan = self._offsets_affinity_plan(guidance, confidence)
+        offsets, affinity = self.offsets_and_affinity(guidance, confidence)
         anchors = sparse if self.preserve_input else None
-        if plan is not None:
-            per_tap = affinity.flatten(2).transpose(1, 2).unsqueeze(-1)  # (B, H*W, 9, 1): the plan's layout
-            return propagate(depth_init, plan.with_weights(plan.weights * per_tap), self.iterations, anchors)
+        if self.mode == "gather":
+            return propagate(depth_init, offsets, affinity, self.iterations, anchors)
         valid = None if anchors is None else anchors > 0
         depth = depth_init
         for _ in range(self.iterations):
