@@ -93,7 +93,7 @@ def run_adapted(checkpoint: Path, stream: list, config: dict) -> dict:
     from selfdc_core.adaptation import OnlineAdapter
     from selfdc_core.adaptation.replay import replay
     from selfdc_core.inference import DepthCompleter
-    from selfdc_core.training.checkpoint import load_checkpoint
+    from selfdc_core.model_io import load_checkpoint
 
     completer = DepthCompleter.from_checkpoint(checkpoint, device="cpu")
     completer.warmup(size=stream[0].rgb.shape[:2])
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.start_checkpoint or train_start_checkpoint(Path(tmp) / "room", args.start_steps,
                                                                      args.size)
-        from selfdc_core.training.checkpoint import load_checkpoint
+        from selfdc_core.model_io import load_checkpoint
 
         start_steps = load_checkpoint(checkpoint)["step"]
         results = {sensor: run_variant(sensor, checkpoint, args) for sensor in args.variants}

@@ -1,6 +1,6 @@
 """Camera geometry shared by the datasets, the rosbag reader and the ROS node.
 
-Conventions (DESIGN.md): depth in metres, 0 = no measurement, camera optical frame
+Conventions: depth in metres, 0 = no measurement, camera optical frame
 z forward / x right / y down (REP 103), pixel (u, v) = (column, row) with integer
 coordinates at pixel centres.
 """

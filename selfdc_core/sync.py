@@ -1,7 +1,8 @@
 """Approximate time synchronisation of N message streams, without ROS.
 
 This is the policy of message_filters' ApproximateTimeSynchronizer (the C++
-`ApproximateTime` policy), which is not installable here. It is shared by the ROS node
+`ApproximateTime` policy): message_filters is optional at run time and bags are read without
+ROS. It is shared by the ROS node
 and the rosbag dataset, so that recorded and live data are paired the same way.
 
 How a set is chosen: once every input has a queued message, the input whose oldest

@@ -6,7 +6,7 @@ import numpy as np
 
 from selfdc_core.geometry import make_transform
 
-try:  # tf2_ros comes with a ROS distribution but is not installable from the package index
+try:  # tf2_ros comes with a full ROS distribution; without it the extrinsic is a parameter
     import tf2_ros
 except ImportError:
     tf2_ros = None

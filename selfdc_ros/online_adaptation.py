@@ -141,7 +141,7 @@ class OnlineAdaptation(NodeComponent):
 
     def _create(self):
         from selfdc_core.adaptation import OnlineAdapter, loss_of_checkpoint
-        from selfdc_core.training.checkpoint import load_checkpoint
+        from selfdc_core.model_io import load_checkpoint
 
         state = load_checkpoint(self.node.params["checkpoint"], map_location="cpu")
         settings = {**self.settings, "loss": loss_of_checkpoint(state)}

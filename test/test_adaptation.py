@@ -38,7 +38,7 @@ def stop_adapters():
 def make_adapter(config=None, seed=0, checkpoint=None):
     """(completer, adapter): an untrained tiny model, or the model of `checkpoint`."""
     if checkpoint is not None:
-        from selfdc_core.training.checkpoint import load_checkpoint
+        from selfdc_core.model_io import load_checkpoint
 
         completer = DepthCompleter.from_checkpoint(checkpoint, device="cpu")
         weights = load_checkpoint(checkpoint)["model"]

@@ -78,9 +78,8 @@ def stream_frames(args):
                             sparse_topic=args.sparse_topic, gt_topic=args.gt_topic, typestore=args.typestore,
                             sync_slop=args.sync_slop, with_gt="auto", augment=False)
     for i in range(len(dataset)):
-        data = dataset.cache.read(dataset.stamp(i))
-        gt = data["gt"] if dataset.with_gt and "gt" in data else None
-        yield StreamFrame(data["rgb"], data["sparse"], data["K"], dataset.stamp(i) / 1e9, gt)
+        frame = dataset.read(i)
+        yield StreamFrame(frame.rgb, frame.sparse, frame.K, dataset.stamp(i) / 1e9, frame.gt)
 
 
 def summary(results, stats: dict, args) -> dict:
@@ -103,7 +102,7 @@ def run(args) -> dict:
     from selfdc_core.adaptation import OnlineAdapter, loss_of_checkpoint
     from selfdc_core.adaptation.replay import replay
     from selfdc_core.inference import DepthCompleter
-    from selfdc_core.training.checkpoint import load_checkpoint
+    from selfdc_core.model_io import load_checkpoint
 
     completer = DepthCompleter.from_checkpoint(args.init, device=args.device, input_size=args.input_size)
     state = load_checkpoint(args.init)
@@ -127,7 +126,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from selfdc_core.data.rosbag import BagError, ExtractionError
-    from selfdc_core.training.checkpoint import CheckpointError
+    from selfdc_core.model_io import CheckpointError
 
     try:
         report = run(args)

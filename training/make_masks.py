@@ -18,8 +18,8 @@ import argparse
 import logging
 import sys
 
-from selfdc_core.data.factory import build_dataset
 from selfdc_core.segmentation import GENERATOR_NAMES, LabelCache, build_generator, make_masks, parse_shard
+from selfdc_core.training.build import build_split
 from selfdc_core.training.config import load_config
 
 
@@ -76,9 +76,7 @@ def main(argv=None) -> int:
     name = args.generator or seg["generator"]
     kwargs = seg["generator_kwargs"] if name == seg["generator"] else {}
     # No segmentation section: the dataset must not look for the labels this run creates.
-    dataset = build_dataset(
-        cfg["data"], args.split, mode=cfg["train"]["mode"], segmentation=None, bag=cfg["bag"]
-    )
+    dataset = build_split(cfg, args.split, with_segments=False)
     if dataset is None:
         print(f"error: data.{args.split} is not configured in {args.config}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from selfdc_core.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from selfdc_core.model_io import load_checkpoint, load_model_weights, save_checkpoint
 
 
 def save_adapted(path, model_config: dict, weights: dict, adaptation_cfg: dict, counters: dict) -> Path:
