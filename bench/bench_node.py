@@ -98,6 +98,7 @@ def make_checkpoint(path: Path, backbone: str, prop_iterations: int) -> Path:
 def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) -> dict:
     """Publish one rendered frame with fresh stamps at `rate_hz`; collect the node's per-frame timings."""
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -120,8 +121,8 @@ def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) ->
         ],
     )
     # A lifecycle node: configure (load + warm up) and activate, as autostart does.
-    assert node.trigger_configure().to_label() == "success", node.startup_error
-    assert node.trigger_activate().to_label() == "success", node.startup_error
+    for transition in (node.trigger_configure, node.trigger_activate):
+        assert transition() == TransitionCallbackReturn.SUCCESS, node.startup_error
     node.timing = TimingStats(window=1_000_000)  # every frame of the run, not the last 100
     driver = Node("driver", namespace=node.get_namespace(), context=context)
     pubs = [

@@ -365,7 +365,12 @@ class CompletionNode(LifecycleNode):
                 worker.submit(Job(msgs, received=min(r for _, (_, r) in s), emitted=now))
 
     def _any_output_subscribed(self) -> bool:
-        return any(pub.get_subscription_count() > 0 for pub in self._output_pubs)
+        """Whether a completed frame would reach anyone (switched-off outputs do not count)."""
+        p = self.params
+        optional = ((self.pub_color, "output.depth_colorized"), (self.pub_points, "output.points"))
+        optional += ((self.pub_conf, "output.confidence"),)
+        wanted = [self.pub_depth, self.pub_info] + [pub for pub, key in optional if p[key]]
+        return any(pub.get_subscription_count() > 0 for pub in wanted)
 
     def _check_layout(self, index: int, msg) -> None:
         """Cheap metadata checks, so a malformed message never takes a good partner's place."""
