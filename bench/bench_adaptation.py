@@ -231,7 +231,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.start_checkpoint or train_start_checkpoint(Path(tmp) / "room", args.start_steps,
                                                                      args.size)
@@ -242,6 +242,7 @@ def main(argv=None) -> int:
     first = results[args.variants[0]]
     report = {
         "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},
         "resolution": list(args.size), "stream_seconds": args.stream_seconds, "rate_hz": args.rate_hz,
         "environment": {"start": "room", "stream": args.environment}, "model": MODEL,
         "start_steps": int(start_steps), "adaptation": ADAPTATION,
