@@ -10,12 +10,13 @@
 3. The same frames are completed by the frozen model, a nearest fill and a morphological fill.
    Inference latency is timed with adaptation on (during the stream) and off (frozen pass).
 
-    python bench/bench_adaptation.py [--stream-seconds 120] [--rate-hz 2] [--variants lidar tof]
-Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 120 s
-warehouse stream at 2 Hz per sensor; one torch thread (the inference and the learner thread each
-keep one core busy). Prints a table, writes bench/results/adaptation.json and
-docs/figures/adaptation.png. The learner's compute depends on the machine: on a loaded CPU it gets
-fewer steps in the same stream, which the JSON reports (learner_steps, compute_share).
+    python bench/bench_adaptation.py [--stream-seconds 60] [--rate-hz 2] [--steps-per-frame 1]
+Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 60 s
+warehouse stream at 2 Hz per sensor (120 frames); the next frame comes once the learner has taken
+one step (so the result does not depend on how loaded the machine is; `--steps-per-frame 0` paces
+the stream in real time instead); one torch thread. The JSON states the mean learner step time,
+to compare with the frame period. Prints a table, writes bench/results/adaptation.json and
+docs/figures/adaptation.png.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def run_frozen(checkpoint: Path, stream: list) -> tuple[list[float], list[float]
     return errors, latency
 
 
-def run_adapted(checkpoint: Path, stream: list, config: dict) -> dict:
-    """The stream in real time (its stamps) through an OnlineAdapter: complete, score, then observe."""
+def run_adapted(checkpoint: Path, stream: list, config: dict, steps_per_frame: int) -> dict:
+    """The stream through an OnlineAdapter: complete, score, then observe. steps_per_frame 0: in real
+    time (its stamps); N > 0: the next frame comes once the learner took N steps (load-independent)."""
     from selfdc_core.adaptation import OnlineAdapter
     from selfdc_core.adaptation.replay import replay
     from selfdc_core.inference import DepthCompleter
@@ -101,7 +103,8 @@ def run_adapted(checkpoint: Path, stream: list, config: dict) -> dict:
     adapter.start()
     start = time.perf_counter()
     try:
-        frames = replay(completer, adapter, stream, speed=1.0, max_depth=MAX_DEPTH)
+        frames = replay(completer, adapter, stream, speed=0.0 if steps_per_frame else 1.0,
+                        steps_per_frame=steps_per_frame, max_depth=MAX_DEPTH)
     finally:
         adapter.stop(save=False)
     return {"rmse": [f.rmse for f in frames], "latency": [f.latency_s for f in frames],
@@ -142,6 +145,8 @@ def summarise(sensor: str, frozen: list[float], lat_off: list[float], adapted: d
             "learner_steps", "swaps", "rollbacks", "compute_share", "frames_kept", "skipped_busy",
             "skipped_no_sparse", "skipped_degenerate_labels", "nonfinite_losses", "held_out_error_m")},
         "stream_duration_s": adapted["duration_s"],
+        "mean_learner_step_s": adapted["stats"]["compute_share"] * adapted["duration_s"]
+        / max(adapted["stats"]["learner_steps"], 1),
         "per_frame": {**{k: [round(x, 4) for x in v] for k, v in curves.items()},
                       "held_out_error": [None if not np.isfinite(x) else round(x, 4) for x in held]},
     }
@@ -186,7 +191,7 @@ def run_variant(sensor: str, checkpoint: Path, args) -> dict:
     frames = int(round(args.stream_seconds * args.rate_hz))
     stream = render_stream(args.environment, sensor, frames, args.size, args.rate_hz)
     frozen, lat_before = run_frozen(checkpoint, stream)
-    adapted = run_adapted(checkpoint, stream, ADAPTATION)
+    adapted = run_adapted(checkpoint, stream, ADAPTATION, args.steps_per_frame)
     # Latency off is timed before and after the stream, so that a change in the machine's load
     # during the run shows in both sides of the ratio alike.
     _, lat_after = run_frozen(checkpoint, stream[: max(len(stream) // 4, 1)])
@@ -195,12 +200,15 @@ def run_variant(sensor: str, checkpoint: Path, args) -> dict:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stream-seconds", type=float, default=120.0, help="length of each stream (<= 600)")
+    parser.add_argument("--stream-seconds", type=float, default=60.0, help="length of each stream (<= 600)")
     parser.add_argument("--rate-hz", type=float, default=2.0, help="frame rate of the stream")
     parser.add_argument("--size", type=int, nargs=2, default=[64, 80], metavar=("H", "W"))
     parser.add_argument("--environment", default="warehouse", choices=("warehouse", "corridor"))
     parser.add_argument("--variants", nargs="+", default=["lidar", "tof"], choices=sorted(SENSORS))
     parser.add_argument("--start-steps", type=int, default=60, help="training steps on 'room'")
+    parser.add_argument("--steps-per-frame", type=int, default=1,
+                        help="learner steps between two frames (0: real-time pacing at --rate-hz, so the "
+                        "learner gets whatever compute the machine has left)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1: inference and learner each keep one core busy)")
     parser.add_argument("--start-checkpoint", type=Path,
@@ -244,6 +252,8 @@ def main(argv=None) -> int:
         "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},
         "resolution": list(args.size), "stream_seconds": args.stream_seconds, "rate_hz": args.rate_hz,
+        "pacing": ("real time" if args.steps_per_frame == 0
+                   else f"{args.steps_per_frame} learner step(s) per frame"),
         "environment": {"start": "room", "stream": args.environment}, "model": MODEL,
         "start_steps": int(start_steps), "adaptation": ADAPTATION,
         "primary_variant": args.variants[0],
