@@ -234,37 +234,44 @@ def print_table(results: dict, args) -> None:
               f"{lr['swaps']:>7}{lr['rollbacks']:>7}{lr['compute_share']:>7.2f}")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    torch.manual_seed(0)
-    torch.set_num_threads(args.threads)
-    started, load_before = time.perf_counter(), os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = args.start_checkpoint or train_start_checkpoint(Path(tmp) / "room", args.start_steps,
-                                                                     args.size)
-        from selfdc_core.model_io import load_checkpoint
-
-        start_steps = load_checkpoint(checkpoint)["step"]
-        results = {sensor: run_variant(sensor, checkpoint, args) for sensor in args.variants}
+def write_report(args, results: dict, context: dict) -> None:
+    """The JSON (with every variant finished so far), the table and the figure."""
     first = results[args.variants[0]]
     report = {
         "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "load_average_1min": {"start": load_before, "end": os.getloadavg()[0]},
+        "load_average_1min": {"start": context["load_before"], "end": os.getloadavg()[0]},
         "resolution": list(args.size), "stream_seconds": args.stream_seconds, "rate_hz": args.rate_hz,
         "pacing": ("real time" if args.steps_per_frame == 0
                    else f"{args.steps_per_frame} learner step(s) per frame"),
         "environment": {"start": "room", "stream": args.environment}, "model": MODEL,
-        "start_steps": int(start_steps), "adaptation": ADAPTATION,
+        "start_steps": context["start_steps"], "adaptation": ADAPTATION,
         "primary_variant": args.variants[0],
         "last_third_rmse": first["last_third_rmse"], "latency_ratio": first["latency_ratio"],
-        "variants": results, "total_time_s": time.perf_counter() - started,
+        "variants": results, "total_time_s": time.perf_counter() - context["started"],
     }
     print_table(results, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     plot(results, args.figure, args.rate_hz)
     print(f"wrote {args.out} and {args.figure}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    context = {"started": time.perf_counter(), "load_before": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.start_checkpoint or train_start_checkpoint(Path(tmp) / "room", args.start_steps,
+                                                                     args.size)
+        from selfdc_core.model_io import load_checkpoint
+
+        context["start_steps"] = int(load_checkpoint(checkpoint)["step"])
+        results = {}
+        for sensor in args.variants:  # written after each variant, so a long run keeps what it measured
+            results[sensor] = run_variant(sensor, checkpoint, args)
+            write_report(args, results, context)
     return 0
 
 
