@@ -140,10 +140,12 @@ class OnlineAdaptation(NodeComponent):
                 self.adapter.set_enabled(wanted)
 
     def _create(self):
+        from pathlib import Path
+
         from selfdc_core.adaptation import OnlineAdapter, loss_of_checkpoint
         from selfdc_core.model_io import load_checkpoint
 
-        state = load_checkpoint(self.node.params["checkpoint"], map_location="cpu")
+        state = load_checkpoint(Path(self.node.params["checkpoint"]).expanduser(), map_location="cpu")
         settings = {**self.settings, "loss": loss_of_checkpoint(state)}
         adapter = OnlineAdapter(self.node.completer, settings, checkpoint_weights=state["model"])
         if adapter.resumed_from is not None:
