@@ -60,6 +60,7 @@ setup(
             "ros-rclpy",
             "ros-sensor-msgs",
             "ros-std-msgs",
+            "ros-std-srvs",
             "ros-geometry-msgs",
             "ros-diagnostic-msgs",
             "ros-lifecycle-msgs",

@@ -216,6 +216,10 @@ PARAMETERS: tuple[Param, ...] = (
     ),
 )
 
+# The online learner's adaptation.* parameters (its component registers itself on import).
+from selfdc_ros.online_adaptation import parameter_rows  # noqa: E402
+
+PARAMETERS += tuple(Param(**row) for row in parameter_rows())
 PARAMETER_NAMES = frozenset(p.name for p in PARAMETERS)
 _BY_NAME = {p.name: p for p in PARAMETERS}
 _KIND_WORDS = {

@@ -33,6 +33,7 @@ LAYERS = {
     "selfdc_core.evaluation": 5,
     "selfdc_core.inference": 5,
     "selfdc_core.deploy": 5,  # deployment formats: beside inference, which loads them
+    "selfdc_core.adaptation": 5,  # the online learner: training code driven beside inference
     "selfdc_core.testing": 6,  # shared test/benchmark helpers may use the whole core
     "selfdc_ros": 7,
 }
