@@ -23,9 +23,9 @@ AUX_TASKS = ("mask", "image")
 
 DEFAULTS = {
     "w_dc": 1.0,
-    # L_dc on the network's initial depth too. NLSPN resets measured pixels to the input before
-    # every propagation step (preserve_input), so L_dc on the final depth alone barely reaches
-    # the decoder: without this term nothing ties depth_init to the measurements.
+    # L_dc on the network's initial depth too: it ties the decoder's depth to the measurements
+    # directly, not only through the propagation. 0 gives eq. 7 exactly, which also trains, since
+    # the model skips NLSPN's measurement reset in training (SelfDC.preserve_input_in_training).
     "w_dc_init": 1.0,
     "w_seg": 0.1,  # alpha in eq. 7
     "w_gc": 1.0,
@@ -43,7 +43,7 @@ DEFAULTS = {
 class SelfDCLoss(nn.Module):
     """L = w_dc*L_dc + w_seg*L_aux + w_gc*L_gc + w_sms*L_smooth (eq. 7) + w_dc_init*L_dc(depth_init).
 
-    The last term is ours (w_dc_init=0 gives eq. 7 exactly): see DEFAULTS for why it is needed.
+    The last term is ours (w_dc_init=0 gives eq. 7 exactly): see DEFAULTS.
 
     aux="mask" (the paper's method): L_aux is the cross-entropy on pseudo-label classes (see
     segments_to_classes). aux="image" (Table 6's alternative, no segments needed): L_aux is the
