@@ -1,7 +1,14 @@
-"""SelfDC network timings at 228x304: inference latency, training step, and the losses' share of it.
+"""SelfDC network cost: GFLOPs and parameters per component at 228x304 and 352x1216; timings at 228x304
+(inference latency, training step, the losses' share of it) for both propagation implementations.
 
 Run: .venv/bin/python bench/bench_model.py [--device auto|cpu|cuda] [--repeats N] [--train-repeats N]
-Prints a table and writes bench/results/model.json.
+Prints tables and writes bench/results/model.json.
+
+GFLOPs: torch.utils.flop_counter.FlopCounterMode (1 multiply-add = 2 FLOPs; convolutions and matrix
+products, which dominate; element-wise ops are not counted), attributed to each component by hooks.
+The propagation steps run as sparse products the counter cannot see, so they are counted analytically:
+36 multiply-adds (9 taps x 4 bilinear corners) per pixel per step; the counted part of the propagation
+is its offset/affinity convolution (the bilinear plan is element-wise).
 
 Loss share: the loss terms' forward is timed inside the real step. Their backward is timed on its
 own by recomputing the loss on detached leaf copies of the model outputs and back-propagating to
@@ -28,6 +35,10 @@ from selfdc_core.losses import SelfDCLoss  # noqa: E402
 from selfdc_core.models import SelfDC  # noqa: E402
 
 H, W, TRAIN_BATCH, SEGMENTS = 228, 304, 4, 20
+COST_SIZES = ((228, 304), (352, 1216))
+COMPONENTS = ("encoder", "decoder", "depth_head", "guidance_head", "confidence_head", "propagation",
+              "seg_decoder")
+PROPAGATION_MACS_PER_PIXEL_STEP = 36
 
 
 def make_batch(batch: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -105,6 +116,60 @@ def bench_train_step(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device, r
     return {key: statistics.median(r[key] for r in rows) for key in rows[0]}
 
 
+def component_costs(model: SelfDC, height: int, width: int) -> dict[str, dict[str, float]]:
+    """GFLOPs (batch 1, one forward) and parameters (millions) of each component at height x width."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter, flops, hooks = FlopCounterMode(display=False), {}, []
+    for name in COMPONENTS:
+        module = getattr(model, name)
+        if module is None:
+            continue
+        hooks.append(module.register_forward_pre_hook(
+            lambda _m, _i, n=name: flops.__setitem__(n, flops.get(n, 0) - counter.get_total_flops())))
+        hooks.append(module.register_forward_hook(
+            lambda _m, _i, _o, n=name: flops.__setitem__(n, flops[n] + counter.get_total_flops())))
+    was_training = model.training
+    model.train()  # so the segmentation branch (training only) is counted too
+    try:
+        with torch.no_grad(), counter:
+            device = next(model.parameters()).device
+            model.forward_unchecked(torch.rand(1, 3, height, width, device=device),
+                                    torch.zeros(1, 1, height, width, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    steps = model.propagation.iterations
+    flops["propagation"] += 2 * PROPAGATION_MACS_PER_PIXEL_STEP * steps * height * width
+    out = {name: {"gflops": flops[name] / 1e9,
+                  "params_millions": sum(p.numel() for p in getattr(model, name).parameters()) / 1e6}
+           for name in flops}
+    inference = [n for n in out if n != "seg_decoder"]
+    out["total_inference"] = {k: sum(out[n][k] for n in inference) for k in ("gflops", "params_millions")}
+    return out
+
+
+def compare_propagation(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device, repeats: int,
+                        train_repeats: int) -> dict[str, dict[str, float]]:
+    """Inference (batch 1) and training step (batch TRAIN_BATCH) with the same weights in each mode."""
+    rows, original = {}, model.propagation.mode
+    for mode in ("gather", "deform_conv"):
+        model.propagation.mode = mode
+        wall, _ = bench_inference(model, device, repeats)
+        step = bench_train_step(model, loss_fn, device, train_repeats)
+        rows[mode] = {"inference_s": statistics.median(wall), "train_step_s": step["step"]}
+    model.propagation.mode = original
+    return rows
+
+
+def print_costs(costs: dict) -> None:
+    for size, table in costs.items():
+        print(f"cost at {size}, batch 1 (GFLOPs; params in M)")
+        for name, row in table.items():
+            print(f"  {name:<20}{row['gflops']:>10.2f}{row['params_millions']:>10.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,6 +178,7 @@ def main() -> None:
     parser.add_argument("--backbone", default="resnet34", choices=["resnet18", "resnet34"])
     parser.add_argument("--repeats", type=int, default=5, help="timed inference runs (after 2 warm-up)")
     parser.add_argument("--train-repeats", type=int, default=3, help="timed training steps (after 1 warm-up)")
+    parser.add_argument("--skip-timing", action="store_true", help="only count GFLOPs and parameters")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "model.json")
     args = parser.parse_args()
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -124,7 +190,15 @@ def main() -> None:
     params = sum(p.numel() for p in model.parameters())
     seg_params = sum(p.numel() for p in model.seg_decoder.parameters())
 
+    costs = {f"{h}x{w}": component_costs(model, h, w) for h, w in COST_SIZES}
+    print_costs(costs)
+    if args.skip_timing:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"model_config": model.config, "cost": costs}, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
     load_before = os.getloadavg()[0]
+    propagation_modes = compare_propagation(model, loss_fn, device, args.repeats, args.train_repeats)
     inference, inference_cpu = bench_inference(model, device, args.repeats)
     step = bench_train_step(model, loss_fn, device, args.train_repeats)
     loss_time = step["loss_forward"] + step["loss_backward"]
@@ -151,6 +225,8 @@ def main() -> None:
         "loss_time_s": loss_time,
         "loss_share_of_step": loss_time / step["step"],
         "loss_share_target": 0.10,
+        "cost": costs,
+        "propagation_modes": propagation_modes,
         "method": "medians over runs, wall clock; loss backward timed on detached leaf copies of the "
                   "outputs; *_cpu_per_thread_s = process CPU time / threads (robust to a busy machine)",
     }
@@ -177,6 +253,9 @@ def main() -> None:
         print(f"{name:<46}{value:>12.4f}")
     print(f"1-min load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores (a busy machine inflates wall times)")
+    for mode, row in propagation_modes.items():
+        print(f"propagation {mode:<12} inference {row['inference_s']:.3f} s, "
+              f"training step {row['train_step_s']:.3f} s")
     verdict = "meets" if results["loss_share_of_step"] <= 0.10 else "MISSES"
     print(f"losses {verdict} the <= 10 % target; wrote {args.out}")
 

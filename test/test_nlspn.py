@@ -100,7 +100,9 @@ def test_zero_confidence_gives_identity_weights():
 
 
 def randomised_propagation(iterations, preserve_input, seed=3):
-    prop = NonLocalPropagation(iterations=iterations, preserve_input=preserve_input).double()
+    # The reset also in training mode, so that its gradients are checked too.
+    prop = NonLocalPropagation(iterations=iterations, preserve_input=preserve_input,
+                               preserve_input_in_training=True).double()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         prop.offset_affinity.weight.copy_(torch.randn(prop.offset_affinity.weight.shape, generator=gen) * 0.3)
@@ -158,3 +160,17 @@ def test_iteration_count(iterations):
     else:
         offsets, affinity = prop.offsets_and_affinity(guidance, None)
         torch.testing.assert_close(out, propagate_once(depth, offsets, affinity))
+
+
+def test_reset_is_skipped_in_training_unless_asked():
+    prop = randomised_propagation(iterations=3, preserve_input=True)
+    prop.preserve_input_in_training = False
+    gen = torch.Generator().manual_seed(1)
+    depth = torch.rand(1, 1, 9, 11, generator=gen, dtype=torch.float64) + 1
+    guidance = torch.randn(1, 8, 9, 11, generator=gen, dtype=torch.float64)
+    sparse = torch.where(torch.rand(1, 1, 9, 11, generator=gen) < 0.3, 5.0, 0.0).double()
+    trained = prop.train()(depth, guidance, None, sparse)
+    free = prop(depth, guidance, None, None)
+    torch.testing.assert_close(trained, free)
+    anchored = prop.eval()(depth, guidance, None, sparse)
+    assert not torch.allclose(anchored, free)

@@ -13,13 +13,16 @@ TOLERANCE = {torch.float32: (1e-5, 1e-4), torch.float64: (1e-10, 1e-9)}
 def twin_propagations(dtype, preserve_input, iterations=4, offset_scale=1.5, seed=0):
     """A gather and a deform_conv propagation with the same random (non-identity) weights."""
     gen = torch.Generator().manual_seed(seed)
-    fast = NonLocalPropagation(iterations=iterations, preserve_input=preserve_input, mode="gather").to(dtype)
+    # The reset also in training mode, so that its gradients are compared too.
+    fast = NonLocalPropagation(iterations=iterations, preserve_input=preserve_input, mode="gather",
+                               preserve_input_in_training=True).to(dtype)
     with torch.no_grad():
         fast.offset_affinity.weight.copy_(torch.randn(fast.offset_affinity.weight.shape, generator=gen) * 0.3)
         bias = torch.randn(fast.offset_affinity.bias.shape, generator=gen)
         bias[:16] *= offset_scale  # offsets of a few pixels: many samples fall outside the image
         fast.offset_affinity.bias.copy_(bias)
-    reference = NonLocalPropagation(iterations=iterations, preserve_input=preserve_input, mode="deform_conv")
+    reference = NonLocalPropagation(iterations=iterations, preserve_input=preserve_input, mode="deform_conv",
+                                    preserve_input_in_training=True)
     reference = reference.to(dtype)
     reference.load_state_dict(fast.state_dict())
     return fast, reference

@@ -9,6 +9,7 @@ from torch import nn
 
 from .consistency import depth_consistency_loss
 from .gradient_constraint import GC_BASES, local_gradient_constraint_loss
+from .scale import SCALE_NORMS, normalise_depth
 from .segmentation import image_reconstruction_loss, segmentation_loss, segments_to_classes
 from .smoothness import (
     edge_aware_smoothness_loss,
@@ -23,9 +24,9 @@ AUX_TASKS = ("mask", "image")
 
 DEFAULTS = {
     "w_dc": 1.0,
-    # L_dc on the network's initial depth too. NLSPN resets measured pixels to the input before
-    # every propagation step (preserve_input), so L_dc on the final depth alone barely reaches
-    # the decoder: without this term nothing ties depth_init to the measurements.
+    # L_dc on the network's initial depth too: it ties the decoder's depth to the measurements
+    # directly, not only through the propagation. 0 gives eq. 7 exactly, which also trains, since
+    # the model skips NLSPN's measurement reset in training (SelfDC.preserve_input_in_training).
     "w_dc_init": 1.0,
     "w_seg": 0.1,  # alpha in eq. 7
     "w_gc": 1.0,
@@ -37,13 +38,16 @@ DEFAULTS = {
     "sms_top_ratio": 0.4,
     "num_classes": None,  # None -> the channel count of seg_logits
     "aux": "mask",
+    # Depth normalisation for L_gc and L_sms (scale.py): "none" is the paper's (metres); "median" and
+    # "local" make one weight fit depth ranges that differ tenfold (NYU vs KITTI).
+    "scale_norm": "none",
 }
 
 
 class SelfDCLoss(nn.Module):
     """L = w_dc*L_dc + w_seg*L_aux + w_gc*L_gc + w_sms*L_smooth (eq. 7) + w_dc_init*L_dc(depth_init).
 
-    The last term is ours (w_dc_init=0 gives eq. 7 exactly): see DEFAULTS for why it is needed.
+    The last term is ours (w_dc_init=0 gives eq. 7 exactly): see DEFAULTS.
 
     aux="mask" (the paper's method): L_aux is the cross-entropy on pseudo-label classes (see
     segments_to_classes). aux="image" (Table 6's alternative, no segments needed): L_aux is the
@@ -74,6 +78,8 @@ class SelfDCLoss(nn.Module):
             raise ValueError(f"gc_basis must be one of {GC_BASES}, got {c['gc_basis']!r}")
         if c["smoothness"] not in SMOOTHNESS_VARIANTS:
             raise ValueError(f"smoothness must be one of {SMOOTHNESS_VARIANTS}, got {c['smoothness']!r}")
+        if c["scale_norm"] not in SCALE_NORMS:
+            raise ValueError(f"scale_norm must be one of {SCALE_NORMS}, got {c['scale_norm']!r}")
         for key in ("gc_top_ratio", "sms_top_ratio"):
             if not isinstance(c[key], (int, float)) or not 0 < c[key] <= 1:
                 raise ValueError(f"{key} must be in (0, 1], got {c[key]!r}")
@@ -125,14 +131,15 @@ class SelfDCLoss(nn.Module):
             terms["dc_init"] = (c["w_dc_init"], depth_consistency_loss(depth_init, sparse))
         if c["w_seg"] > 0 and logits is not None:
             terms["seg"] = (c["w_seg"], self._aux_loss(logits, segments, rgb))
+        structure = normalise_depth(depth, sparse, c["scale_norm"])
         if c["w_gc"] > 0:
             if c["gc_basis"] == "image" and rgb is None:
                 raise ValueError("batch has no 'rgb' but gc_basis='image' needs it")
-            gc = local_gradient_constraint_loss(depth, segments, rgb, window=c["gc_window"],
+            gc = local_gradient_constraint_loss(structure, segments, rgb, window=c["gc_window"],
                                                 top_ratio=c["gc_top_ratio"], basis=c["gc_basis"])
             terms["gc"] = (c["w_gc"], gc)
         if c["w_sms"] > 0 and c["smoothness"] != "none":
-            terms["smooth"] = (c["w_sms"], self._smoothness(depth, segments, rgb))
+            terms["smooth"] = (c["w_sms"], self._smoothness(structure, segments, rgb))
 
         total = depth.sum() * 0
         for weight, value in terms.values():

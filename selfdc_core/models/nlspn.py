@@ -66,13 +66,17 @@ class NonLocalPropagation(nn.Module):
     """Refines an initial depth by `iterations` steps of confidence-weighted non-local propagation."""
 
     def __init__(self, guidance_channels: int = NUM_NEIGHBORS, iterations: int = 18,
-                 preserve_input: bool = True, affinity_gamma: float = 0.5, mode: str = "gather"):
+                 preserve_input: bool = True, affinity_gamma: float = 0.5, mode: str = "gather",
+                 preserve_input_in_training: bool = False):
         super().__init__()
         if mode not in PROPAGATION_MODES:
             raise ValueError(f"propagation mode must be one of {PROPAGATION_MODES}, got {mode!r}")
         self.mode = mode
         self.iterations = iterations
         self.preserve_input = preserve_input
+        # In training the reset is off by default: with it, the output at a measured pixel starts as the
+        # measurement itself, so L_dc there is 0 with zero gradient and never reaches the refinement.
+        self.preserve_input_in_training = preserve_input_in_training
         # Guidance -> 8 (dy, dx) offsets and 8 raw affinities. Zero init (as NLSPN): training starts from
         # the regular 3x3 grid with zero neighbour weights, i.e. the identity.
         self.offset_affinity = nn.Conv2d(guidance_channels, 3 * NUM_NEIGHBORS, KERNEL, padding=KERNEL // 2)
@@ -100,7 +104,8 @@ class NonLocalPropagation(nn.Module):
     def forward(self, depth_init: Tensor, guidance: Tensor, confidence: Tensor | None = None,
                 sparse: Tensor | None = None) -> Tensor:
         offsets, affinity = self.offsets_and_affinity(guidance, confidence)
-        anchors = sparse if self.preserve_input else None
+        reset = self.preserve_input and (self.preserve_input_in_training or not self.training)
+        anchors = sparse if reset else None
         if self.mode == "gather":
             return propagate(depth_init, offsets, affinity, self.iterations, anchors)
         valid = None if anchors is None else anchors > 0

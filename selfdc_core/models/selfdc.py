@@ -43,18 +43,26 @@ class SelfDC(nn.Module):
     3x3 conv inside the propagation turns them into 8 (dy, dx) offsets and 8 affinities (24 channels).
     `propagation` picks its implementation: "gather" (fast, exportable) or "deform_conv" (the
     torchvision reference); the weights are the same, so a checkpoint loads in either.
+
+    `preserve_input` (NLSPN) resets measured pixels to the measurement before every propagation step.
+    In inference it is on. In training it is off unless `preserve_input_in_training`: L_dc (eq. 5)
+    scores the prediction at the measured pixels, and with the reset that prediction starts as the
+    measurement itself (the propagation is initialised to the identity), so L_dc would be 0 with zero
+    gradient, and the refinement, guidance and confidence heads would get nothing from it.
     """
 
     def __init__(self, backbone: str = "resnet34", num_classes: int = 32, prop_iterations: int = 18,
                  preserve_input: bool = True, pretrained: bool = False, depth_scale: float = 10.0,
-                 affinity_gamma: float = 0.5, include_segmentation: bool = True, propagation: str = "gather"):
+                 affinity_gamma: float = 0.5, include_segmentation: bool = True, propagation: str = "gather",
+                 preserve_input_in_training: bool = False):
         super().__init__()
         _require(backbone in BACKBONE_NAMES, "backbone", f"one of {BACKBONE_NAMES}", backbone)
         _require(_is_int(num_classes) and num_classes >= 1, "num_classes", "an int >= 1", num_classes)
         _require(_is_int(prop_iterations) and prop_iterations >= 0, "prop_iterations", "an int >= 0",
                  prop_iterations)
         for name, flag in (("preserve_input", preserve_input), ("pretrained", pretrained),
-                           ("include_segmentation", include_segmentation)):
+                           ("include_segmentation", include_segmentation),
+                           ("preserve_input_in_training", preserve_input_in_training)):
             _require(isinstance(flag, bool), name, "a bool", flag)
         for name, value in (("depth_scale", depth_scale), ("affinity_gamma", affinity_gamma)):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -66,7 +74,7 @@ class SelfDC(nn.Module):
             "backbone": backbone, "num_classes": num_classes, "prop_iterations": prop_iterations,
             "preserve_input": preserve_input, "pretrained": False, "depth_scale": float(depth_scale),
             "affinity_gamma": float(affinity_gamma), "include_segmentation": include_segmentation,
-            "propagation": propagation,
+            "propagation": propagation, "preserve_input_in_training": preserve_input_in_training,
         }
         self.depth_scale = float(depth_scale)
         self.encoder = EarlyFusionEncoder(backbone, pretrained)
@@ -75,7 +83,7 @@ class SelfDC(nn.Module):
         self.guidance_head = Head(NUM_NEIGHBORS)
         self.confidence_head = Head(1, hidden=32)
         self.propagation = NonLocalPropagation(NUM_NEIGHBORS, prop_iterations, preserve_input, affinity_gamma,
-                                               propagation)
+                                               propagation, preserve_input_in_training)
         self.seg_decoder: SegmentationBranch | None = (
             SegmentationBranch(num_classes) if include_segmentation else None
         )
