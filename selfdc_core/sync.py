@@ -49,7 +49,8 @@ Message = tuple[int, Any]  # (stamp_ns, payload)
 class StampGaps:
     """Lost messages of one input, seen as gaps in its stamps.
 
-    The nominal period is the median of the last `window` positive stamp steps; a step of
+    The nominal period is the lower quartile of the last `window` positive stamp steps (a
+    quartile, not the median, so it holds while up to half the steps lose messages); a step of
     more than `factor` periods counts round(step / period) - 1 missed messages. Steps that
     are not positive (out of order) or longer than `jump_ns` (a time jump) are not gaps.
     """
@@ -65,7 +66,7 @@ class StampGaps:
     def period_ns(self) -> int | None:
         if len(self._steps) < self.min_steps:
             return None
-        return sorted(self._steps)[len(self._steps) // 2]
+        return sorted(self._steps)[len(self._steps) // 4]
 
     def add(self, stamp_ns: int) -> int:
         """Record a received stamp; return the messages it shows were missed before it."""
