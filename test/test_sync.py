@@ -292,7 +292,8 @@ def test_stamp_gaps_count_lost_messages_per_input():
     for k in range(300):
         t = 10**9 + k * period
         sync.add(0, t)
-        if k % 3 != 2 and not 100 <= k < 110:  # input 1 loses every 3rd message and a burst
+        # After a second, input 1 loses every 3rd message, and a burst of 10.
+        if k < 30 or (k % 3 != 2 and not 100 <= k < 110):
             sync.add(1, t)
     rates = sync.stats.input_rates(("image", "cloud"))
     assert rates["image"]["missed"] == 0 and rates["image"]["stamp_gaps"] == 0
