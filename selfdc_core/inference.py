@@ -9,6 +9,7 @@ training-only auxiliary and is removed; the model runs in eval mode, under fp16 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from selfdc_core.geometry import resize_sparse_depth
+from selfdc_core.inference_limits import InferenceLimits, warn_throttled
 from selfdc_core.training.checkpoint import CheckpointError, load_checkpoint, load_model_weights
 
 __all__ = ["DepthCompleter", "CheckpointError", "resolve_device"]
@@ -35,9 +37,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def _check_size(input_size) -> tuple[int, int] | None:
     if input_size is None:
         return None
-    size = tuple(int(v) for v in input_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"input_size must be (height, width) with positive values, got {input_size!r}")
+    values = tuple(input_size)
+    if len(values) != 2 or not all(float(v).is_integer() and v >= 1 for v in values):
+        raise ValueError(f"input_size must be (height, width) with positive integers, got {input_size!r}")
+    size = tuple(int(v) for v in values)
     return size
 
 
@@ -50,7 +53,14 @@ def drop_segmentation_branch(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class DepthCompleter:
-    """Runs a SelfDC model on numpy inputs: uint8 RGB (H,W,3) and sparse depth (H,W) in metres."""
+    """Runs a SelfDC model on numpy inputs: uint8 RGB (H,W,3) and sparse depth (H,W) in metres.
+
+    `limits` (InferenceLimits, replaceable) bound the network input size and the sparse depth
+    range; `sparse_dropped` counts the sparse depths dropped as out of range.
+    """
+
+    limits = InferenceLimits()
+    sparse_dropped = 0
 
     def __init__(self, model: torch.nn.Module, device="auto", input_size=None, fp16: bool | None = None):
         self.device = resolve_device(device)
@@ -97,8 +107,9 @@ class DepthCompleter:
             raise ValueError("sparse contains negative depths; depths are metres >= 0 (0 = no measurement)")
 
     def _to_tensors(self, rgb: np.ndarray, sparse: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.input_size is not None and self.input_size != rgb.shape[:2]:
-            h, w = self.input_size
+        size = self.limits.network_size(*rgb.shape[:2], self.input_size)
+        if size != rgb.shape[:2]:
+            h, w = size
             shrink = h < rgb.shape[0]
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
             sparse = resize_sparse_depth(sparse, h, w)
@@ -122,6 +133,11 @@ class DepthCompleter:
     def complete(self, rgb: np.ndarray, sparse: np.ndarray, return_confidence: bool = False):
         """Dense depth (H,W) float32 metres at the input resolution; with `(depth, confidence)` optionally."""
         self._validate(rgb, sparse)
+        sparse, dropped, hint = self.limits.clean_sparse(sparse)
+        if dropped:
+            self.sparse_dropped += dropped
+            text = self.limits.drop_message(dropped, self.sparse_dropped, hint)
+            warn_throttled(logging.getLogger(__name__), "sparse_out_of_range", text)
         height, width = rgb.shape[:2]
         out = self.predict(*self._to_tensors(rgb, sparse))
         maps = [out["depth"]]

@@ -29,25 +29,20 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from selfdc_core.message_set import set_to_arrays
 from selfdc_core.msg_decode import (
     BadMessage,
     camera_info_to_intrinsics,
-    compressed_to_rgb,
-    decode_camera,
-    depth_image_to_metres,
+    check_compressed,
     image_to_array,
-    image_to_rgb,
     pointcloud2_layout,
-    pointcloud2_to_xyz,
-    register_depth_image,
-    sparse_from_cloud,
     stamp_to_ns,
 )
 from selfdc_core.sync import ApproximateTimeSynchronizer
 from selfdc_core.visualize import colorize_depth
 from selfdc_ros.extrinsics import ExtrinsicError, make_extrinsic_provider
 from selfdc_ros.messages import copy_camera_info, depth_to_image, rgb_to_image, xyzrgb_cloud
-from selfdc_ros.params import declare_parameters, input_size_of
+from selfdc_ros.params import declare_parameters, inference_limits_of, input_size_of, set_options_of
 from selfdc_ros.timing import FrameTimer, TimingStats
 from selfdc_ros.worker import LatestOnlyWorker
 
@@ -93,6 +88,9 @@ class CompletionNode(Node):
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         self.completer = load_completer(p)
+        self.completer.limits = inference_limits_of(p)
+        self._set_options = set_options_of(p)
+        self._distortion_noted = False
         if p["warmup"]:
             self.completer.warmup()
 
@@ -104,7 +102,9 @@ class CompletionNode(Node):
         self.timing = TimingStats()
         self.last_timing: dict[str, float] = {}
         self._lock = threading.Lock()  # guards the synchroniser and the counters
-        self._sync = ApproximateTimeSynchronizer(3, queue_size=p["sync.queue_size"], slop=p["sync.slop"])
+        self._sync = ApproximateTimeSynchronizer(
+            3, p["sync.queue_size"], p["sync.slop"], p["sync.jump_threshold"]
+        )
         self._last_received = [0.0, 0.0, 0.0]
         self._last_stamp = [0, 0, 0]
         self._last_set_time = time.monotonic()
@@ -123,18 +123,11 @@ class CompletionNode(Node):
             else (ReliabilityPolicy.RELIABLE)
         )
         in_qos = QoSProfile(depth=p["qos.depth"], history=HistoryPolicy.KEEP_LAST, reliability=reliability)
-        self._filter_kwargs = (
-            {k: p[f"filter.{k}"] for k in ("kernel_size", "rel_threshold", "abs_threshold")}
-            if p["filter.enabled"]
-            else None
-        )
         if p["image_transport"] == "compressed":
-            self._image_decoder = compressed_to_rgb
             self.create_subscription(
                 CompressedImage, "camera/image/compressed", self._callback(IMAGE), in_qos
             )
         else:
-            self._image_decoder = image_to_rgb
             self.create_subscription(Image, "camera/image", self._callback(IMAGE), in_qos)
         self.create_subscription(CameraInfo, "camera/camera_info", self._callback(INFO), in_qos)
         if p["sparse_source"] == "pointcloud":
@@ -166,8 +159,11 @@ class CompletionNode(Node):
             self._last_received[index] = time.monotonic()
             self._last_stamp[index] = stamp
             sets = self._sync.add(index, stamp, (msg, received))
+            notices = self._sync.pop_notices()
             if sets:
                 self._last_set_time = time.monotonic()
+        for kind, text in notices:
+            self.reject(BadMessage(kind, text), INPUT_NAMES[index])
         now = time.perf_counter()
         for s in sets:
             msgs = tuple(m for _, (m, _) in s)
@@ -175,12 +171,15 @@ class CompletionNode(Node):
 
     def _check_layout(self, index: int, msg) -> None:
         """Cheap metadata checks, so a malformed message never takes a good partner's place."""
+        limits = self._set_options.limits
         if index == INFO:
             camera_info_to_intrinsics(msg, self.params["use_projection_matrix"])
         elif index == SPARSE and isinstance(msg, PointCloud2):
             pointcloud2_layout(msg)
+        elif isinstance(msg, CompressedImage):
+            check_compressed(msg, limits)  # header size and ratio, before any decoding
         elif isinstance(msg, Image):
-            image_to_array(msg)  # encoding, step and data size, without copying
+            image_to_array(msg, limits.max_pixels)  # size, encoding, step, data size; no copy
             if index == SPARSE and msg.encoding not in ("16UC1", "mono16", "32FC1"):
                 raise BadMessage(
                     "unknown_encoding", f"depth encoding {msg.encoding!r}; expected 16UC1 or 32FC1"
@@ -195,18 +194,9 @@ class CompletionNode(Node):
         with self._lock:
             all_recent = all(now - t < warn_after for t in self._last_received)
             stalled = now - self._last_set_time > warn_after
-            stamps = list(self._last_stamp)
-        if all_recent and stalled:
-            spread = (max(stamps) - min(stamps)) / 1e9
-            detail = ", ".join(f"{n} {s / 1e9:.3f}" for n, s in zip(INPUT_NAMES, stamps, strict=True))
-            self.reject(
-                BadMessage(
-                    "unsynchronised",
-                    f"no set within sync.slop={self.params['sync.slop']} s for {warn_after} s; "
-                    f"latest stamps {detail} (spread {spread:.3f} s)",
-                ),
-                "inputs",
-            )
+            reason = self._sync.describe_stall(INPUT_NAMES) if all_recent and stalled else ""
+        if reason:
+            self.reject(BadMessage("unsynchronised", f"no set for {warn_after} s: {reason}"), "inputs")
 
     # ------------------------------------------------------------------ bad input
     def reject(self, exc: BadMessage, source: str) -> None:
@@ -237,27 +227,9 @@ class CompletionNode(Node):
         timer.ms["queue_wait"] = (start - job.emitted) * 1e3
         image_msg, info_msg, sparse_msg = job.messages
 
-        with timer.stage("decode"):
-            rgb, K = decode_camera(image_msg, info_msg, self._image_decoder, p["use_projection_matrix"])
-            h, w = rgb.shape[:2]
-            if isinstance(sparse_msg, PointCloud2):
-                points = pointcloud2_to_xyz(sparse_msg)
-            else:
-                tof = depth_image_to_metres(sparse_msg)
-
-        with timer.stage("projection"):
-            if isinstance(sparse_msg, PointCloud2):
-                try:
-                    T = self._extrinsic.lookup(
-                        image_msg.header.frame_id,
-                        sparse_msg.header.frame_id,
-                        Time.from_msg(sparse_msg.header.stamp),
-                    )
-                except ExtrinsicError as exc:
-                    raise BadMessage("no_transform", str(exc)) from exc
-                sparse = sparse_from_cloud(points, K, h, w, T, self._filter_kwargs)
-            else:
-                sparse = register_depth_image(tof, h, w)
+        arrays = set_to_arrays(image_msg, info_msg, sparse_msg, self._set_options, self._lookup, timer.stage)
+        rgb, sparse, K = arrays.rgb, arrays.sparse, arrays.K
+        self._note_input(arrays)
 
         want_conf = self.pub_conf.get_subscription_count() > 0
         with timer.stage("inference"):
@@ -274,6 +246,24 @@ class CompletionNode(Node):
         timer.ms["latency"] = (now_ns - stamp_to_ns(image_msg.header)) / 1e6
         self._publish_diagnostics(timer.ms, image_msg.header)
         self.get_logger().info(f"timings: {self.timing.line()}", throttle_duration_sec=p["timing_log_period"])
+
+    def _lookup(self, image_msg, sparse_msg) -> np.ndarray:
+        try:
+            stamp = Time.from_msg(sparse_msg.header.stamp)
+            return self._extrinsic.lookup(image_msg.header.frame_id, sparse_msg.header.frame_id, stamp)
+        except ExtrinsicError as exc:
+            raise BadMessage("no_transform", str(exc)) from exc
+
+    def _note_input(self, arrays) -> None:
+        """Warn about what the frame's inputs lost or ignored (the frame itself is still completed)."""
+        if arrays.out_of_range:
+            o = self._set_options
+            text = f"dropped {arrays.out_of_range} sparse depths outside [{o.min_depth:g}, {o.max_depth:g}] m"
+            hint = f"; {arrays.unit_hint}" if arrays.unit_hint else ""
+            self.reject(BadMessage("sparse_out_of_range", text + hint), "sparse")
+        if arrays.camera.ignored_distortion and not self._distortion_noted:
+            self._distortion_noted = True
+            self.get_logger().warning(arrays.camera.ignored_distortion)
 
     def _publish(self, header, info_msg, rgb, depth, confidence, K) -> None:
         p = self.params

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PARAMETERS", "PARAMETER_NAMES", "Param", "declare_parameters", "input_size_of"]
+__all__ = [
+    "PARAMETERS",
+    "PARAMETER_NAMES",
+    "Param",
+    "declare_parameters",
+    "inference_limits_of",
+    "input_size_of",
+    "set_options_of",
+]
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,42 @@ PARAMETERS: tuple[Param, ...] = (
         ("pointcloud", "depth_image"),
     ),
     Param("use_projection_matrix", False, "Project with CameraInfo.P (rectified images) instead of K."),
+    Param(
+        "distortion",
+        "auto",
+        "'auto': a raw image (K) is projected with camera_info's distortion_model and D "
+        "(plumb_bob, rational_polynomial, equidistant); 'ignore': always a pinhole.",
+        ("auto", "ignore"),
+    ),
+    Param(
+        "limits.max_image_pixels",
+        7680 * 4320,
+        "Camera or depth images with more pixels are skipped before decoding (0 = no limit).",
+    ),
+    Param(
+        "limits.max_compression_ratio",
+        4000.0,
+        "Compressed images decoding to more RGB bytes per compressed byte are skipped (0 = no limit).",
+    ),
+    Param(
+        "limits.max_inference_pixels",
+        1_000_000,
+        "With input_height/width 0, larger cameras run the model downscaled to this many pixels "
+        "(memory grows with them; see README). 0 = no limit.",
+    ),
+    Param("limits.min_sparse_depth", 0.0, "Sparse depths nearer than this (m) are dropped and counted."),
+    Param(
+        "limits.max_sparse_depth", 300.0, "Sparse depths farther than this (m) are dropped and counted."
+    ),
     Param("sync.queue_size", 10, "Messages held per input by the approximate time synchroniser."),
     Param("sync.slop", 0.05, "Largest stamp difference (s) within one synchronised set."),
     Param("sync.warn_after", 2.0, "Warn when all inputs arrive but no set synchronises for this long (s)."),
+    Param(
+        "sync.jump_threshold",
+        1.0,
+        "A stamp this much (s) behind the last set restarts the synchroniser (bag loop, simulation "
+        "reset); one this much ahead of its input's next stamp is evicted as a future stamp.",
+    ),
     Param(
         "qos.reliability",
         "best_effort",
@@ -107,6 +148,40 @@ def input_size_of(values: dict) -> tuple[int, int] | None:
     return (h, w) if h > 0 and w > 0 else None
 
 
+def set_options_of(values: dict):
+    """How the node turns a message set into arrays (selfdc_core.message_set.SetOptions)."""
+    from selfdc_core.message_set import SetOptions
+    from selfdc_core.msg_decode import DecodeLimits
+
+    return SetOptions(
+        compressed_image=values["image_transport"] == "compressed",
+        sparse_is_cloud=values["sparse_source"] == "pointcloud",
+        use_projection_matrix=bool(values["use_projection_matrix"]),
+        distortion=values["distortion"],
+        filter_kwargs=(
+            {k: values[f"filter.{k}"] for k in ("kernel_size", "rel_threshold", "abs_threshold")}
+            if values["filter.enabled"]
+            else None
+        ),
+        min_depth=float(values["limits.min_sparse_depth"]),
+        max_depth=float(values["limits.max_sparse_depth"]),
+        limits=DecodeLimits(
+            int(values["limits.max_image_pixels"]), float(values["limits.max_compression_ratio"])
+        ),
+    )
+
+
+def inference_limits_of(values: dict):
+    """The DepthCompleter's input limits (selfdc_core.inference_limits.InferenceLimits)."""
+    from selfdc_core.inference_limits import InferenceLimits
+
+    return InferenceLimits(
+        int(values["limits.max_inference_pixels"]),
+        float(values["limits.min_sparse_depth"]),
+        float(values["limits.max_sparse_depth"]),
+    )
+
+
 def _check(values: dict) -> None:
     for p in PARAMETERS:
         if p.choices and values[p.name] not in p.choices:
@@ -133,6 +208,15 @@ def _check(values: dict) -> None:
         raise ValueError(f"parameter 'cloud_stride' must be >= 1, got {values['cloud_stride']}")
     if int(values["sync.queue_size"]) < 1 or float(values["sync.slop"]) < 0:
         raise ValueError("parameters sync.queue_size must be >= 1 and sync.slop >= 0")
+    if not float(values["sync.slop"]) < float(values["sync.jump_threshold"]) < float("inf"):
+        raise ValueError("parameter 'sync.jump_threshold' must be finite and larger than sync.slop")
+    for name in ("limits.max_image_pixels", "limits.max_inference_pixels"):
+        if int(values[name]) < 0:
+            raise ValueError(f"parameter {name!r} must be >= 0 (0 = no limit), got {values[name]}")
+    if not 0 <= float(values["limits.max_compression_ratio"]) < float("inf"):
+        raise ValueError("parameter 'limits.max_compression_ratio' must be >= 0 (0 = no limit)")
+    if not 0 <= float(values["limits.min_sparse_depth"]) < float(values["limits.max_sparse_depth"]):
+        raise ValueError("parameters limits.min_sparse_depth and max_sparse_depth need 0 <= min < max")
 
 
 def declare_parameters(node) -> dict:
