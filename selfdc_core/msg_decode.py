@@ -69,13 +69,14 @@ class DecodeLimits:
     """What a camera image may cost before it is decoded.
 
     max_pixels             width x height above which an image is rejected (0 = no limit).
-    max_compression_ratio  decoded RGB bytes per compressed byte above which a compressed image
-                           is rejected (0 = no limit). Real 8-bit PNG/JPEG frames stay below
-                           about 3100, even a blank one; a decompression bomb is far above.
+    max_compression_ratio  decoded RGB bytes (what decoding allocates) per compressed byte, above
+                           which a compressed image is rejected (0 = no limit). Colour PNG and
+                           JPEG frames stay below about 1100 even when blank; only a near-uniform
+                           8-bit mono PNG (up to about 3100) or a decompression bomb goes above.
     """
 
     max_pixels: int = 7680 * 4320  # 8K UHD
-    max_compression_ratio: float = 4000.0
+    max_compression_ratio: float = 2000.0
 
     def __post_init__(self):
         if not (int(self.max_pixels) == self.max_pixels and self.max_pixels >= 0):
@@ -315,15 +316,14 @@ def camera_model_from_info(msg, use_projection: bool = False, distortion: str = 
     matrix, w, h = camera_info_to_intrinsics(msg, use_projection)
     if distortion not in ("auto", "ignore"):
         raise ValueError(f"distortion must be 'auto' or 'ignore', got {distortion!r}")
+    if distortion == "ignore":  # D is not even read
+        return CameraModel(matrix, w, h)
     model, D = _distortion(msg)
-    ignored = None
-    if model != "none" and (use_projection or distortion == "ignore"):
-        why = "distortion is 'ignore'"
-        if use_projection:
-            why = "use_projection_matrix is true (a rectified image)"
-        ignored = f"camera_info has non-zero d ({model}) but {why}: the image is taken as distortion-free"
-        model, D = "none", D[:0]
-    return CameraModel(matrix, w, h, model, D, ignored)
+    if model != "none" and use_projection:
+        return CameraModel(matrix, w, h, ignored_distortion=(
+            f"camera_info has non-zero d ({model}) but use_projection_matrix is true, which means a "
+            "rectified image: d is not applied. For a raw image set use_projection_matrix:=false"))
+    return CameraModel(matrix, w, h, model, D)
 
 
 def pointcloud2_layout(msg) -> np.dtype:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from selfdc_core.geometry import make_transform
+from selfdc_core.geometry import check_rigid_transform, make_transform
 
-try:  # tf2_ros comes with a ROS distribution but is not installable from the package index
+try:  # tf2_ros comes with a ROS distribution, not with pip: optional at run time
     import tf2_ros
 except ImportError:
     tf2_ros = None
@@ -26,12 +26,7 @@ class StaticExtrinsic:
     """A fixed T_cam_lidar (p_cam = T @ p_lidar)."""
 
     def __init__(self, T: np.ndarray):
-        T = np.asarray(T, dtype=np.float64).reshape(4, 4)
-        if not np.all(np.isfinite(T)) or not np.allclose(T[3], [0, 0, 0, 1]):
-            raise ValueError(
-                f"extrinsic must be a finite 4x4 transform with last row 0 0 0 1, got {T.tolist()}"
-            )
-        self.T = T
+        self.T = check_rigid_transform(np.asarray(T, dtype=np.float64).reshape(4, 4), "extrinsic.matrix")
 
     def lookup(self, camera_frame: str, sensor_frame: str, stamp) -> np.ndarray:
         return self.T

@@ -71,8 +71,9 @@ PARAMETERS: tuple[Param, ...] = (
     ),
     Param(
         "limits.max_compression_ratio",
-        4000.0,
-        "Compressed images decoding to more RGB bytes per compressed byte are skipped (0 = no limit).",
+        2000.0,
+        "Compressed images decoding to more RGB bytes per compressed byte are skipped before decoding "
+        "(colour frames stay below ~1100; a blank mono PNG reaches ~3100). 0 = no limit.",
     ),
     Param(
         "limits.max_inference_pixels",
