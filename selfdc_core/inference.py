@@ -137,7 +137,8 @@ class DepthCompleter:
         if dropped:
             self.sparse_dropped += dropped
             text = self.limits.drop_message(dropped, self.sparse_dropped, hint)
-            warn_throttled(logging.getLogger(__name__), "sparse_out_of_range", text)
+            key = "sparse_units" if hint else "sparse_out_of_range"
+            warn_throttled(logging.getLogger(__name__), vars(self).setdefault("_warned", {}), key, text)
         height, width = rgb.shape[:2]
         out = self.predict(*self._to_tensors(rgb, sparse))
         maps = [out["depth"]]

@@ -22,14 +22,12 @@ __all__ = ["InferenceLimits", "warn_throttled"]
 
 DEFAULT_MAX_PIXELS = 1_000_000
 
-_last_warning: dict[str, float] = {}
-
-
-def warn_throttled(logger: logging.Logger, key: str, text: str, period_s: float = 10.0) -> None:
-    """Log `text` as a warning unless the same `key` was logged less than `period_s` ago."""
+def warn_throttled(logger: logging.Logger, state: dict, key: str, text: str, period_s: float = 10.0) -> None:
+    """Log `text` as a warning unless the same `key` was logged less than `period_s` ago
+    (`state` keeps the times, one dict per warning source)."""
     now = time.monotonic()
-    if now - _last_warning.get(key, -math.inf) >= period_s:
-        _last_warning[key] = now
+    if now - state.get(key, -math.inf) >= period_s:
+        state[key] = now
         logger.warning(text)
 
 
