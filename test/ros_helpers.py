@@ -85,7 +85,8 @@ def image_msg(arr: np.ndarray, encoding: str, ns: int, frame_id: str = "camera_o
         width=arr.shape[1],
         encoding=encoding,
         is_bigendian=False,
-        step=arr.strides[0],
+        # Not arr.strides[0]: numpy may report any stride for a dimension of length 1.
+        step=int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize,
     )
     msg.data = _bytes(arr)
     return msg
@@ -274,3 +275,18 @@ class Harness:
         self.spin.close()
         self.node.destroy_node()
         self.tester.destroy_node()
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid 8-bit grayscale PNG of zeros: a few hundred KB that decode to width x height."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = bytes(width + 1)  # filter byte + pixels
+    packer = zlib.compressobj(9)
+    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")

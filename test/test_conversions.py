@@ -5,7 +5,7 @@ import array
 import cv2
 import numpy as np
 import pytest
-from ros_helpers import camera_info_msg, cloud_msg, image_msg, make_header
+from ros_helpers import camera_info_msg, cloud_msg, image_msg, make_header, png_bomb
 
 from selfdc_core.message_set import SetOptions, set_to_arrays
 from selfdc_core.msg_decode import (
@@ -239,21 +239,6 @@ def _png(rgb):
     return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
-def _png_bomb(width, height):
-    """A valid 8-bit grayscale PNG of zeros: a few hundred KB that decode to width x height."""
-    import struct
-    import zlib
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = bytes(width + 1)  # filter byte + pixels
-    packer = zlib.compressobj(9)
-    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
 def test_compressed_size_is_read_from_the_header_before_decoding():
     from sensor_msgs.msg import CompressedImage
 
@@ -261,7 +246,7 @@ def test_compressed_size_is_read_from_the_header_before_decoding():
     jpg = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
     assert compressed_image_size(CompressedImage(format="jpeg", data=jpg)) == (60, 40)
     assert compressed_image_size(CompressedImage(format="png", data=_png(big))) == (60, 40)
-    bomb = CompressedImage(format="png", data=_png_bomb(9000, 9000))
+    bomb = CompressedImage(format="png", data=png_bomb(9000, 9000))
     assert len(bomb.data) < 200_000 and compressed_image_size(bomb) == (9000, 9000)
     for limits, kind in [(DecodeLimits(max_pixels=8000 * 8000), "image_too_large"),
                          (DecodeLimits(max_pixels=0), "compression_ratio")]:
