@@ -55,30 +55,26 @@ class CameraModel:
     def K(self) -> np.ndarray:
         return np.asarray(self.matrix, dtype=np.float64)[:, :3]
 
-    def view_bounds(self) -> tuple[float, float, float, float]:
-        """(x_min, x_max, y_min, y_max) of x/z, y/z over the rays of the image border.
+    def max_radius(self) -> float:
+        """Largest x/z, y/z radius whose image the distortion moves outward monotonically.
 
-        Polynomial distortion folds back far outside the field of view, so points beyond
-        these rays would land on wrong pixels; they are dropped before projection.
+        Beyond it a polynomial distortion folds back (points far outside the field of view
+        would land on the image), so such points are dropped before projection.
         """
-        cached = self.__dict__.get("_bounds")
+        cached = self.__dict__.get("_max_radius")
         if cached is None:
-            n = 64
-            u, v = np.linspace(-0.5, self.width - 0.5, n), np.linspace(-0.5, self.height - 0.5, n)
-            border = np.concatenate([
-                np.column_stack([u, np.full(n, -0.5)]), np.column_stack([u, np.full(n, self.height - 0.5)]),
-                np.column_stack([np.full(n, -0.5), v]), np.column_stack([np.full(n, self.width - 0.5), v]),
-            ])
-            rays = cv2.undistortPoints(border.reshape(-1, 1, 2), self.K, self.D).reshape(-1, 2)
-            cached = (*_span(rays[:, 0]), *_span(rays[:, 1]))
-            object.__setattr__(self, "_bounds", cached)
+            k = np.zeros(14)
+            k[: self.D.size] = self.D
+            r = np.linspace(1e-3, 20.0, 20000)  # 20 = 87 degrees off axis
+            r2 = r * r
+            with np.errstate(divide="ignore", invalid="ignore"):
+                numerator = 1 + k[0] * r2 + k[1] * r2**2 + k[4] * r2**3  # OpenCV order: k1 k2 p1 p2 k3 k4..
+                radial = numerator / (1 + k[5] * r2 + k[6] * r2**2 + k[7] * r2**3)
+                rd = r * radial
+                bad = np.flatnonzero(~(radial > 0) | ~(np.diff(rd, append=np.inf) > 0))
+            cached = float(r[bad[0]]) if bad.size else np.inf
+            object.__setattr__(self, "_max_radius", cached)
         return cached
-
-
-def _span(values: np.ndarray, margin: float = 0.02) -> tuple[float, float]:
-    lo, hi = float(values.min()), float(values.max())
-    pad = margin * (hi - lo)
-    return lo - pad, hi + pad
 
 
 def project_cloud(points: np.ndarray, camera: CameraModel, transform: np.ndarray | None = None) -> np.ndarray:
@@ -97,9 +93,8 @@ def project_cloud(points: np.ndarray, camera: CameraModel, transform: np.ndarray
     x, y, z = pts[:, 0], pts[:, 1], pts[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         keep = z > MIN_DEPTH  # NaN compares False
-        if camera.model != "equidistant":
-            x0, x1, y0, y1 = camera.view_bounds()
-            keep &= (x >= x0 * z) & (x <= x1 * z) & (y >= y0 * z) & (y <= y1 * z)
+        if camera.model != "equidistant":  # the fisheye model is monotonic in the angle
+            keep &= x * x + y * y < (camera.max_radius() * z) ** 2
     pts = np.ascontiguousarray(pts[keep], dtype=np.float64).reshape(-1, 1, 3)
     if pts.shape[0] == 0:
         return np.zeros((h, w), np.float32)

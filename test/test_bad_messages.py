@@ -469,3 +469,29 @@ def test_one_absurd_point_is_dropped_and_the_frame_completed(lidar_harness, fram
     out = _complete(h, frame, t, cloud_msg(poisoned, t))
     assert h.node.bad_messages["sparse_out_of_range"] == dropped + 1
     np.testing.assert_array_equal(out, clean)  # the network never saw it
+
+
+def test_raw_distorted_camera_gets_depth_on_its_own_pixels(lidar_harness, frame, lidar_clock):
+    """camera_info with plumb_bob D: measured depths are published where cv2.projectPoints puts them."""
+    h, clock = lidar_harness, lidar_clock
+    # 1 - 0.3 r^2 + 0.05 r^4 > 0: this radial distortion never folds back, so OpenCV's pixel of
+    # every point is where its depth must be.
+    D = np.array([-0.1, 0.01, 0.001, -0.001, 0.0])
+    t = clock.next(1000)
+    h.publish(image_msg(frame.rgb, "rgb8", t), _distorted_info(frame, t, "plumb_bob", D.tolist()),
+              cloud_msg(frame.lidar_points, t))
+    msg = h.depth_for(t)
+    depth = np.frombuffer(msg.data, dtype=np.float32).reshape(H, W)
+    cam = transform_points(frame.lidar_points, frame.T_cam_lidar).astype(np.float64)
+    cam = cam[cam[:, 2] > 0.5]
+    uv, _ = cv2.projectPoints(cam.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), frame.K, D)
+    px = np.floor(uv.reshape(-1, 2) + 0.5).astype(int)
+    inside = (px[:, 0] >= 0) & (px[:, 0] < W) & (px[:, 1] >= 0) & (px[:, 1] < H)
+    lin = px[inside, 1] * W + px[inside, 0]
+    ids, counts = np.unique(lin, return_counts=True)
+    single = np.isin(lin, ids[counts == 1])
+    assert single.sum() > 50
+    pinhole = np.floor(cam[inside, :2] / cam[inside, 2:] * frame.K[[0, 1], [0, 1]] + frame.K[:2, 2] + 0.5)
+    assert np.count_nonzero((pinhole != px[inside]).any(axis=1)) > 100  # the distortion matters here
+    # keep_measurements publishes each measured depth unchanged at its pixel.
+    np.testing.assert_allclose(depth.reshape(-1)[lin[single]], cam[inside, 2][single], rtol=1e-5)
