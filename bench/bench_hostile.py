@@ -24,6 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from proc_status import status_kib  # bench/, next to this script
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
@@ -45,10 +46,7 @@ IMAGE, INFO, SPARSE = 0, 1, 2
 
 
 def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    return status_kib("VmRSS")
 
 
 def _header(ns: int, frame: str) -> Header:

@@ -21,10 +21,9 @@ MODEL = {"backbone": "resnet34", "num_classes": 32, "prop_iterations": 18, "pret
 
 
 def _peak_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    from proc_status import status_kib  # bench/, next to this script
+
+    return status_kib("VmHWM")
 
 
 def measure(height: int, width: int) -> dict:
