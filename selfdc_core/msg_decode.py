@@ -326,8 +326,8 @@ def camera_model_from_info(msg, use_projection: bool = False, distortion: str = 
     return CameraModel(matrix, w, h, model, D)
 
 
-def pointcloud2_layout(msg) -> np.dtype:
-    """Validate a PointCloud2's layout; return the structured dtype reading its x, y, z."""
+def _xyz_fields(msg) -> dict:
+    """name -> PointField of x, y, z: each named once, float, a single value, not overlapping."""
     names = [str(f.name) for f in msg.fields]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -339,10 +339,7 @@ def pointcloud2_layout(msg) -> np.dtype:
     missing = [n for n in ("x", "y", "z") if n not in fields]
     if missing:
         raise BadMessage("cloud_missing_xyz", f"cloud has fields {sorted(fields)}; missing {missing}")
-    h, w = int(msg.height), int(msg.width)
-    point_step, row_step = int(msg.point_step), int(msg.row_step)
-    if h * w == 0:
-        raise BadMessage("empty_cloud", f"cloud is {h}x{w} points")
+    point_step = int(msg.point_step)
     for name in ("x", "y", "z"):
         f = fields[name]
         if int(f.datatype) not in POINTFIELD_FLOAT:
@@ -357,14 +354,23 @@ def pointcloud2_layout(msg) -> np.dtype:
             )
         if int(getattr(f, "count", 1)) > 1:
             raise BadMessage("cloud_ambiguous_field", f"field {name!r} has count {f.count}; expected 1")
-    spans = sorted(
-        (int(fields[n].offset), POINTFIELD_FLOAT[int(fields[n].datatype)].itemsize, n) for n in "xyz"
-    )
+    spans = sorted((int(f.offset), POINTFIELD_FLOAT[int(f.datatype)].itemsize, n) for n, f in fields.items()
+                   if n in ("x", "y", "z"))
     for (a, size, first), (b, _, second) in zip(spans, spans[1:], strict=False):
         if a + size > b:
             raise BadMessage(
                 "cloud_ambiguous_field", f"fields {first!r} and {second!r} overlap (offsets {a} and {b})"
             )
+    return fields
+
+
+def pointcloud2_layout(msg) -> np.dtype:
+    """Validate a PointCloud2's layout; return the structured dtype reading its x, y, z."""
+    h, w = int(msg.height), int(msg.width)
+    point_step, row_step = int(msg.point_step), int(msg.row_step)
+    fields = _xyz_fields(msg)
+    if h * w == 0:
+        raise BadMessage("empty_cloud", f"cloud is {h}x{w} points")
     if row_step < w * point_step:
         raise BadMessage("cloud_bad_layout", f"row_step {row_step} < width {w} x point_step {point_step}")
     size = _buffer(msg.data).size
