@@ -10,6 +10,7 @@ training-only auxiliary and is removed; the model runs in eval mode, under fp16 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import cv2
@@ -109,6 +110,9 @@ class DepthCompleter:
     def _to_tensors(self, rgb: np.ndarray, sparse: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         size = self.limits.network_size(*rgb.shape[:2], self.input_size)
         if size != rgb.shape[:2]:
+            if self.input_size is None:  # once per camera size
+                text = self.limits.downscale_message(rgb.shape[:2], size)
+                self._warn(text, text, math.inf)
             h, w = size
             shrink = h < rgb.shape[0]
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
@@ -124,6 +128,9 @@ class DepthCompleter:
             rgb_t = rgb_t.contiguous(memory_format=torch.channels_last)
         return rgb_t, sparse_t
 
+    def _warn(self, key: str, text: str, period_s: float = 10.0) -> None:
+        warn_throttled(logging.getLogger(__name__), vars(self).setdefault("_warned", {}), key, text, period_s)
+
     @torch.inference_mode()
     def predict(self, rgb: torch.Tensor, sparse: torch.Tensor) -> dict:
         """Model outputs for batched tensors already on the device (rgb [0,1] (B,3,H,W), sparse (B,1,H,W))."""
@@ -137,8 +144,7 @@ class DepthCompleter:
         if dropped:
             self.sparse_dropped += dropped
             text = self.limits.drop_message(dropped, self.sparse_dropped, hint)
-            key = "sparse_units" if hint else "sparse_out_of_range"
-            warn_throttled(logging.getLogger(__name__), vars(self).setdefault("_warned", {}), key, text)
+            self._warn("sparse_units" if hint else "sparse_out_of_range", text)
         height, width = rgb.shape[:2]
         out = self.predict(*self._to_tensors(rgb, sparse))
         maps = [out["depth"]]

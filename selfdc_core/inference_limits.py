@@ -56,6 +56,10 @@ class InferenceLimits:
         """(sparse without out-of-range depths, number dropped, unit hint or None)."""
         return drop_out_of_range(sparse, self.min_depth, self.max_depth)
 
+    def downscale_message(self, frame: tuple[int, int], size: tuple[int, int]) -> str:
+        return (f"{frame[1]}x{frame[0]} frames exceed max_pixels={self.max_pixels}: the model runs at "
+                f"{size[1]}x{size[0]} and the depth is mapped back; set input_height/input_width to choose")
+
     def drop_message(self, dropped: int, so_far: int, hint: str | None) -> str:
         text = f"dropped {dropped} sparse depths outside [{self.min_depth:g}, {self.max_depth:g}] m"
         return text + f" ({so_far} so far)" + (f"; {hint}" if hint else "")

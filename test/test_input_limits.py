@@ -46,19 +46,22 @@ def test_millimetres_are_named_in_the_warning(completer, caplog):
     assert "outside [0, 300] m" in caplog.text and "looks like millimetres read as metres" in caplog.text
 
 
-def test_large_frames_run_downscaled_and_come_back_full_size(completer):
+def test_large_frames_run_downscaled_and_come_back_full_size(completer, caplog):
     seen = []
     hook = completer.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape))
     completer.limits = InferenceLimits(max_pixels=1200)
     try:
         rgb, sparse = _inputs()
-        out = completer.complete(rgb, sparse)
+        with caplog.at_level("WARNING", logger="selfdc_core.inference"):
+            out = completer.complete(rgb, sparse)
+            completer.complete(rgb, sparse)
     finally:
         completer.limits = InferenceLimits()
         hook.remove()
     assert out.shape == (H, W) and np.isfinite(out).all()
     h, w = seen[-1][-2:]
     assert h * w <= 1200 and abs(w / h - W / H) < 0.1
+    assert caplog.text.count("64x48 frames exceed max_pixels=1200: the model runs at") == 1  # said once
     assert InferenceLimits(max_pixels=1200).network_size(H, W, (30, 40)) == (30, 40)  # explicit size wins
 
 
