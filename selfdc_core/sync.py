@@ -70,7 +70,9 @@ class StampGaps:
 
     def add(self, stamp_ns: int) -> int:
         """Record a received stamp; return the messages it shows were missed before it."""
-        last, self._last = self._last, stamp_ns if self._last is None else max(self._last, stamp_ns)
+        last = self._last
+        if last is None or stamp_ns > last or last - stamp_ns > self.jump_ns:  # newer, or a jump back
+            self._last = stamp_ns
         if last is None or not 0 < stamp_ns - last <= self.jump_ns:
             return 0
         step, period = stamp_ns - last, self.period_ns

@@ -310,6 +310,10 @@ def test_time_jumps_are_not_gaps_and_thresholds_are_checked():
         sync.add(0, 10**9 + k * 100 * MS)
     sync.add(0, 10**9 + DAY)
     assert sync.stats.gaps[0].missed == 0
+    for k in range(20, 40):  # back from the jump: counting goes on
+        if k != 30:
+            sync.add(0, 10**9 + k * 100 * MS)
+    assert (sync.stats.gaps[0].gaps, sync.stats.gaps[0].missed) == (1, 1)
     with pytest.raises(ValueError, match="slop"):
         ApproximateTimeSynchronizer(2, slop=float("nan"))
     with pytest.raises(ValueError, match="jump_threshold"):
