@@ -17,9 +17,9 @@ install: $(STAMP)
 $(STAMP): setup.py setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade "pip>=23" "setuptools>=68" wheel
-	# These exact builds install from the machine's local package index (see DESIGN.md).
+	# The torch builds the project is tested with.
 	$(BIN)/python -m pip install torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -e '.[ros,dev]'
+	$(BIN)/python -m pip install -e '.[node,train,ros,dev]'
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -1,4 +1,4 @@
-"""ament_python package `selfdc_ros`; also a plain pip package (`pip install -e .`).
+"""ament_python package `selfdc_ros`; also a plain pip package (`pip install -e .[node]`).
 
 One setup.py installs both Python packages: the ROS-free core (`selfdc_core`) and the
 thin rclpy layer (`selfdc_ros`). The data_files put the launch and config files where
@@ -22,24 +22,33 @@ setup(
         ("share/" + package_name + "/config/ablations", glob("config/ablations/*.yaml")),
     ],
     python_requires=">=3.10",
+    # The core (geometry, message decoding, synchronisation) needs only these; each use adds an extra.
     install_requires=[
         "setuptools",
-        "numpy>=1.24",
-        "torch>=2.3",
-        "torchvision>=0.18",
-        "opencv-python-headless>=4.8",
-        "scikit-image>=0.22",
-        "h5py>=3.8",
-        "PyYAML>=6.0",
-        "tqdm>=4.60",
-        "tensorboard>=2.14",
-        "matplotlib>=3.7",
-        "rosbags>=0.11,<0.12",
-        "segment-anything>=1.0",
-        "transformers>=4.40",
+        "numpy>=1.21",
+        "opencv-python-headless>=4.5",
+        "PyYAML>=5.4",
     ],
     extras_require={
-        # Real ROS 2 Python wheels from the package index, for machines with no ROS sourced.
+        # The node: inference with PyTorch. rclpy and the messages come from the ROS distribution.
+        "node": [
+            "torch>=2.3",
+            "torchvision>=0.18",
+        ],
+        # Training, evaluation and data tools: datasets, pseudo-label generators, TensorBoard.
+        "train": [
+            "torch>=2.3",
+            "torchvision>=0.18",
+            "h5py>=3.8",
+            "rosbags>=0.11,<0.12",
+            "scikit-image>=0.22",
+            "scipy>=1.10",
+            "segment-anything>=1.0",
+            "tensorboard>=2.14",
+            "tqdm>=4.60",
+            "transformers>=4.40",
+        ],
+        # Real ROS 2 Python wheels from the package index, for machines with no ROS distribution.
         "ros": [
             "ros-rclpy",
             "ros-sensor-msgs",

@@ -14,19 +14,15 @@ Resident memory (VmRSS) is read after a warm-up and at the end; it must grow by 
 from __future__ import annotations
 
 import argparse
-import array
 import json
-import struct
 import sys
 import time
-import zlib
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from proc_status import status_kib  # bench/, next to this script
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
-from std_msgs.msg import Header
+from sensor_msgs.msg import CompressedImage, PointField
 
 from selfdc_core.data.synthetic.frame import render_frame
 from selfdc_core.message_set import SetOptions, set_to_arrays
@@ -39,6 +35,8 @@ from selfdc_core.msg_decode import (
     stamp_to_ns,
 )
 from selfdc_core.sync import ApproximateTimeSynchronizer
+from selfdc_core.testing.images import png_bomb
+from selfdc_ros.testing import camera_info_msg, cloud_msg, image_msg, make_header
 
 H, W = 96, 128
 DAY = 24 * 3600 * 10**9
@@ -49,53 +47,24 @@ def _rss_kib() -> int:
     return status_kib("VmRSS")
 
 
-def _header(ns: int, frame: str) -> Header:
-    h = Header(frame_id=frame)
-    h.stamp.sec, h.stamp.nanosec = ns // 10**9, ns % 10**9
-    return h
-
-
-def _bytes(arr) -> array.array:
-    out = array.array("B")
-    out.frombytes(np.ascontiguousarray(arr).tobytes())
-    return out
-
-
-def image(rgb, ns, encoding="rgb8", **changes) -> Image:
-    msg = Image(header=_header(ns, "camera"), height=rgb.shape[0], width=rgb.shape[1], encoding=encoding,
-                step=rgb.shape[1] * 3)
-    msg.data = _bytes(rgb)
+def image(rgb, ns, encoding="rgb8", **changes):
+    msg = image_msg(rgb, encoding, ns)
     for name, value in changes.items():
         setattr(msg, name, value)
     return msg
 
 
-def info(K, ns, model="plumb_bob", d=(0.0,) * 5) -> CameraInfo:
-    P = np.hstack([K, np.zeros((3, 1))])
-    return CameraInfo(header=_header(ns, "camera"), height=H, width=W, distortion_model=model, d=list(d),
-                      k=K.ravel().tolist(), r=np.eye(3).ravel().tolist(), p=P.ravel().tolist())
-
-
-def cloud(points, ns, duplicate_x=False) -> PointCloud2:
-    names = ["x", "y", "z", "x"] if duplicate_x else ["x", "y", "z"]
-    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
-              for i, n in enumerate(names)]
-    data = np.zeros((len(points), len(names)), np.float32)
-    data[:, :3] = points
-    msg = PointCloud2(header=_header(ns, "lidar"), height=1, width=len(points), fields=fields,
-                      point_step=4 * len(names), row_step=4 * len(names) * len(points))
-    msg.data = _bytes(data)
+def info(K, ns, model="plumb_bob", d=(0.0,) * 5):
+    msg = camera_info_msg(K, H, W, ns)
+    msg.distortion_model, msg.d = model, list(d)
     return msg
 
 
-def png_bomb(side: int) -> bytes:
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    packer = zlib.compressobj(9)
-    body = b"".join(packer.compress(bytes(side + 1)) for _ in range(side)) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+def cloud(points, ns, duplicate_x=False):
+    msg = cloud_msg(np.asarray(points, np.float32), ns, extra_fields=False)
+    if duplicate_x:
+        msg.fields = list(msg.fields) + [PointField(name="x", offset=8, datatype=PointField.FLOAT32, count=1)]
+    return msg
 
 
 def scenario(frame, bomb):
@@ -115,7 +84,7 @@ def scenario(frame, bomb):
         lambda ns: [(SPARSE, cloud(pts, ns, duplicate_x=True))],
         lambda ns: [(SPARSE, cloud(pts[:0], ns))],
         lambda ns: [(INFO, info(K * np.nan, ns))],
-        lambda ns: [(IMAGE, CompressedImage(header=_header(ns, "camera"), format="png", data=bomb))],
+        lambda ns: [(IMAGE, CompressedImage(header=make_header(ns, "camera"), format="png", data=bomb))],
         lambda ns: good(ns, inf=info(K, ns, "kannala_brandt", (0.1, 0.0, 0.0, 0.0))),
         lambda ns: good(ns, points=pts * 1000.0),  # millimetres
         lambda ns: good(ns, points=far),  # one absurd point
@@ -156,7 +125,7 @@ def run(n_messages: int, warmup: int) -> dict:
     kinds: Counter = Counter()
     completed = 0
     rss = {}
-    stream = scenario(frame, png_bomb(6000))
+    stream = scenario(frame, png_bomb(6000, 6000))
     start = time.perf_counter()
     for i in range(n_messages):
         if i == warmup:

@@ -19,16 +19,14 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "test"))  # the one loop reference lives with the tests
-sys.path.insert(0, str(ROOT))
-
-from loss_reference import gc_loop, sms_loop  # noqa: E402
+sys.path.insert(0, str(ROOT))  # measure this checkout's package
 
 from selfdc_core.losses import (  # noqa: E402
     SelfDCLoss,
     local_gradient_constraint_loss,
     selective_mask_aware_smoothness_loss,
 )
+from selfdc_core.testing.loss_reference import gc_loop, sms_loop  # noqa: E402
 
 B, H, W, CLASSES = 4, 228, 304, 32
 

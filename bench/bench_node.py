@@ -65,12 +65,10 @@ def timeit(fn, repeats: int) -> dict:
 
 def bench_projection(repeats: int) -> dict:
     """Decode + transform + z-buffer projection of 120k points into a 352x1216 image."""
-    sys.path.insert(0, str(ROOT / "test"))
-    from ros_helpers import cloud_msg
-
     from selfdc_core.data.synthetic.frame import render_frame
     from selfdc_core.geometry import filter_occluded_points, project_points, transform_points
     from selfdc_core.msg_decode import pointcloud2_to_xyz
+    from selfdc_ros.testing import cloud_msg
 
     frame = render_frame(0, 0, height=352, width=1216, lidar=lidar64(), shadows=False)
     pts = frame.lidar_points
@@ -92,30 +90,22 @@ def bench_projection(repeats: int) -> dict:
 
 
 def make_checkpoint(path: Path, backbone: str, prop_iterations: int) -> Path:
-    import torch
+    from selfdc_core.testing.checkpoints import untrained_checkpoint
 
-    from selfdc_core.models import build_model
-    from selfdc_core.training.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_model({"backbone": backbone, "prop_iterations": prop_iterations})
-    return save_checkpoint(
-        path, {"model_config": model.config, "model": model.state_dict(), "config": {}, "epoch": 0, "step": 0}
-    )
+    return untrained_checkpoint(path, backbone=backbone, num_classes=32, prop_iterations=prop_iterations)
 
 
 def run_node(context, checkpoint: Path, size, seconds: float, rate_hz: float) -> dict:
     """Publish one rendered frame with fresh stamps at `rate_hz`; collect the node's diagnostics."""
-    sys.path.insert(0, str(ROOT / "test"))
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from ros_helpers import camera_info_msg, cloud_msg, image_msg, stamp_msg
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     from selfdc_core.data.synthetic.frame import render_frame
     from selfdc_ros.completion_node import CompletionNode
+    from selfdc_ros.testing import camera_info_msg, cloud_msg, image_msg, stamp_msg
 
     h, w = size
     frame = render_frame(0, 1, height=h, width=w, lidar=lidar64(), shadows=False)

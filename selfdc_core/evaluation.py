@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from selfdc_core.baselines import BASELINES
+from selfdc_core.data.loader import make_loader
 from selfdc_core.metrics import METRIC_NAMES, per_image_metrics, to_kitti_units
-from selfdc_core.training.loaders import make_loader
 
 # predict_fn(rgb (B,3,H,W) float in [0,1], sparse (B,1,H,W) metres) -> (B,1,H,W) dense metres.
 PredictFn = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | np.ndarray"]
@@ -156,31 +156,42 @@ def evaluate(
         if "gt" not in batch:
             raise ValueError("evaluation needs ground truth: build the dataset with with_gt=True")
         gt = batch["gt"].numpy()
-        sparse = batch["sparse"].numpy()
-        preds = {}
-        if predict_fn is not None:
-            with torch.no_grad():
-                preds[method_name] = _as_numpy(predict_fn(batch["rgb"], batch["sparse"]), gt.shape)
-        for name, fill in baselines.items():
-            preds[name] = np.stack([fill(s[0])[None] for s in sparse])
+        preds = _predict_batch(batch, predict_fn, method_name, baselines)
         for name in methods:
             for key, m in zip(batch["key"], batch_metrics(preds[name], gt, max_depth), strict=True):
                 if m is not None:
                     scores[name].per_image.append({"key": key, **m})
-        for i, key in enumerate(batch["key"]):
-            if len(examples) < num_examples:
-                rgb = (batch["rgb"][i].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
-                examples.append(
-                    {
-                        "key": key,
-                        "num_samples": num_samples,
-                        "rgb": rgb,
-                        "sparse": sparse[i, 0],
-                        "gt": gt[i, 0],
-                        "predictions": {n: preds[n][i, 0] for n in methods},
-                    }
-                )
+        examples += _examples(batch, preds, num_samples, num_examples - len(examples))
     return EvaluationResult(list(scores.values()), examples)
+
+
+def _predict_batch(batch: dict, predict_fn: PredictFn | None, method_name: str,
+                   baselines: Mapping[str, Callable[[np.ndarray], np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every method's (B,1,H,W) prediction for one batch."""
+    preds = {}
+    if predict_fn is not None:
+        with torch.no_grad():
+            preds[method_name] = _as_numpy(predict_fn(batch["rgb"], batch["sparse"]), batch["gt"].shape)
+    sparse = batch["sparse"].numpy()
+    for name, fill in baselines.items():
+        preds[name] = np.stack([fill(s[0])[None] for s in sparse])
+    return preds
+
+
+def _examples(batch: dict, preds: dict[str, np.ndarray], num_samples: int | None, wanted: int) -> list[dict]:
+    """Up to `wanted` images of the batch with every method's prediction, for figures."""
+    out = []
+    for i, key in enumerate(batch["key"][: max(wanted, 0)]):
+        rgb = (batch["rgb"][i].permute(1, 2, 0).numpy() * 255.0).round().clip(0, 255).astype(np.uint8)
+        out.append({
+            "key": key,
+            "num_samples": num_samples,
+            "rgb": rgb,
+            "sparse": batch["sparse"][i, 0].numpy(),
+            "gt": batch["gt"][i, 0].numpy(),
+            "predictions": {n: p[i, 0] for n, p in preds.items()},
+        })
+    return out
 
 
 def _cell(value: float, column: Column) -> str:
@@ -283,7 +294,7 @@ def evaluate_checkpoint(
         split_spec = dict(spec) if n is None else {**spec, "num_samples": int(n)}
         # Ground truth on, pseudo-labels off: evaluation reads neither masks nor losses.
         split_spec.setdefault("with_gt", True)
-        dataset = build_dataset({**cfg["data"], split: split_spec}, split, mode="supervised")
+        dataset = build_dataset({**cfg["data"], split: split_spec}, split, with_gt=True)
         label = n if n is not None else spec.get("num_samples")
         result = evaluate(
             completer_predict_fn(completer), dataset, max_depth, batch_size=batch_size,

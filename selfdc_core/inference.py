@@ -20,19 +20,9 @@ import torch.nn.functional as F
 
 from selfdc_core.geometry import resize_sparse_depth
 from selfdc_core.inference_limits import InferenceLimits, warn_throttled
-from selfdc_core.training.checkpoint import CheckpointError, load_checkpoint, load_model_weights
+from selfdc_core.model_io import CheckpointError, load_checkpoint, load_model_weights, resolve_device
 
 __all__ = ["DepthCompleter", "CheckpointError", "resolve_device"]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> the first CUDA device when present, else CPU; anything else as torch reads it."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available (use 'auto' or 'cpu')")
-    return dev
 
 
 def _check_size(input_size) -> tuple[int, int] | None:

@@ -1,7 +1,7 @@
 """sensor_msgs -> numpy, written by hand.
 
-cv_bridge and sensor_msgs_py are optional at run time (they come with a ROS distribution,
-not with pip), and bags are read without ROS. These decoders read only message fields
+cv_bridge and sensor_msgs_py come only with a full ROS distribution, while the node also runs
+on the pip-installed rclpy wheels and bags are read without ROS. These decoders read only message fields
 (duck typing) and import no ROS package, so they work the same on rclpy messages and on
 the message objects of the `rosbags` package (the rosbag dataset uses them too).
 

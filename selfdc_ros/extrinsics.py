@@ -6,7 +6,7 @@ import numpy as np
 
 from selfdc_core.geometry import check_rigid_transform, make_transform
 
-try:  # tf2_ros comes with a ROS distribution, not with pip: optional at run time
+try:  # tf2_ros comes with a full ROS distribution; without it the extrinsic is a parameter
     import tf2_ros
 except ImportError:
     tf2_ros = None

@@ -1,4 +1,4 @@
-"""numpy -> sensor_msgs, written by hand (cv_bridge and sensor_msgs_py are not installable here)."""
+"""numpy -> sensor_msgs, written by hand: cv_bridge and sensor_msgs_py come only with a ROS distribution."""
 
 from __future__ import annotations
 

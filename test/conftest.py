@@ -11,10 +11,13 @@ scenes is measured by the demo, the report (docs/synthetic_report.md) and the be
 
 `tiny_train_config(out_dir, **sections)`: a minimal, fast training config dict (tests merge
 their own changes into it).
+
+`load_tool(name)`: a command-line script of training/ imported as a module (to call its main()).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -35,6 +38,15 @@ def synthetic_test_scenes(sensor: str):
     from selfdc_core.data import SyntheticScenes
 
     return SyntheticScenes(**SYNTHETIC_CKPT_SCENES, **SYNTHETIC_CKPT_SENSORS[sensor], cache=True)
+
+
+def load_tool(name: str):
+    """training/<name>.py as a module, under the name `<name>_cli`."""
+    path = Path(__file__).resolve().parents[1] / "training" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_cli", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_tiny_config(out_dir, **sections) -> dict:

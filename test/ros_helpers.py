@@ -6,15 +6,17 @@ DDS discovery and traffic never leave the machine. `require_isolated_network()` 
 
 from __future__ import annotations
 
-import array
 import os
 import socket
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from selfdc_core.testing.checkpoints import untrained_checkpoint
+from selfdc_core.testing.images import png_bomb  # noqa: F401
+from selfdc_ros.testing import camera_info_msg, cloud_msg, image_msg, make_header, stamp_msg  # noqa: F401
 
 ISOLATION_HINT = "run via `make test`, which isolates DDS in a private network namespace"
 
@@ -44,110 +46,7 @@ def require_isolated_network() -> None:
 
 def tiny_checkpoint(path: Path) -> Path:
     """An untrained SelfDC checkpoint (small backbone, few propagation steps) in the contract format."""
-    import torch
-
-    from selfdc_core.models import build_model
-    from selfdc_core.training.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    cfg = {"backbone": "resnet18", "num_classes": 4, "prop_iterations": 2}
-    model = build_model(cfg)
-    return save_checkpoint(
-        path, {"model_config": model.config, "model": model.state_dict(), "config": {}, "epoch": 0, "step": 0}
-    )
-
-
-def stamp_msg(ns: int):
-    from builtin_interfaces.msg import Time
-
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-
-
-def make_header(ns: int, frame_id: str):
-    from std_msgs.msg import Header
-
-    return Header(stamp=stamp_msg(ns), frame_id=frame_id)
-
-
-def _bytes(arr: np.ndarray) -> array.array:
-    out = array.array("B")
-    out.frombytes(np.ascontiguousarray(arr).tobytes())
-    return out
-
-
-def image_msg(arr: np.ndarray, encoding: str, ns: int, frame_id: str = "camera_optical"):
-    from sensor_msgs.msg import Image
-
-    arr = np.ascontiguousarray(arr)
-    msg = Image(
-        header=make_header(ns, frame_id),
-        height=arr.shape[0],
-        width=arr.shape[1],
-        encoding=encoding,
-        is_bigendian=False,
-        # Not arr.strides[0]: numpy may report any stride for a dimension of length 1.
-        step=int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize,
-    )
-    msg.data = _bytes(arr)
-    return msg
-
-
-def camera_info_msg(K: np.ndarray, height: int, width: int, ns: int, frame_id: str = "camera_optical"):
-    from sensor_msgs.msg import CameraInfo
-
-    K = np.asarray(K, dtype=np.float64)
-    P = np.hstack([K, np.zeros((3, 1))])
-    return CameraInfo(
-        header=make_header(ns, frame_id),
-        height=height,
-        width=width,
-        distortion_model="plumb_bob",
-        d=[0.0] * 5,
-        k=K.ravel().tolist(),
-        r=np.eye(3).ravel().tolist(),
-        p=P.ravel().tolist(),
-    )
-
-
-def cloud_msg(
-    points: np.ndarray, ns: int, frame_id: str = "lidar", dtype=np.float32, extra_fields: bool = True
-):
-    """PointCloud2 with x, y, z (+ intensity, ring when `extra_fields`) in a padded layout."""
-    from sensor_msgs.msg import PointCloud2, PointField
-
-    code = PointField.FLOAT32 if np.dtype(dtype) == np.float32 else PointField.FLOAT64
-    size = np.dtype(dtype).itemsize
-    names = ["x", "y", "z"]
-    formats = [dtype] * 3
-    offsets = [0, size, 2 * size]
-    fields = [
-        PointField(name=n, offset=o, datatype=code, count=1) for n, o in zip(names, offsets, strict=True)
-    ]
-    if extra_fields:
-        names += ["intensity", "ring"]
-        formats += [np.float32, np.uint16]
-        offsets += [4 * size, 4 * size + 4]
-        fields += [
-            PointField(name="intensity", offset=4 * size, datatype=PointField.FLOAT32, count=1),
-            PointField(name="ring", offset=4 * size + 4, datatype=PointField.UINT16, count=1),
-        ]
-    itemsize = offsets[-1] + np.dtype(formats[-1]).itemsize + 2  # trailing padding, as drivers do
-    layout = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
-    data = np.zeros(len(points), dtype=layout)
-    for k, n in enumerate("xyz"):
-        data[n] = points[:, k]
-    msg = PointCloud2(
-        header=make_header(ns, frame_id),
-        height=1,
-        width=len(points),
-        fields=fields,
-        is_bigendian=False,
-        point_step=itemsize,
-        row_step=itemsize * len(points),
-        is_dense=False,
-    )
-    msg.data = _bytes(data)
-    return msg
+    return untrained_checkpoint(path, backbone="resnet18", num_classes=4, prop_iterations=2)
 
 
 class Collector:
@@ -276,17 +175,3 @@ class Harness:
         self.node.destroy_node()
         self.tester.destroy_node()
 
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A valid 8-bit grayscale PNG of zeros: a few hundred KB that decode to width x height."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = bytes(width + 1)  # filter byte + pixels
-    packer = zlib.compressobj(9)
-    body = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")

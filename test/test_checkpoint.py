@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from selfdc_core.training.checkpoint import (
+from selfdc_core.model_io import (
     CHECKPOINT_FORMAT,
     CheckpointError,
-    capture_rng_state,
+    check_model_config,
+    content_hash,
     load_checkpoint,
     load_model_weights,
-    restore_rng_state,
     save_checkpoint,
 )
+from selfdc_core.training.rng import capture_rng_state, restore_rng_state
 
 
 def _state(model: torch.nn.Module) -> dict:
@@ -107,3 +108,50 @@ def test_weight_mismatch_lists_the_offending_keys():
     with pytest.raises(CheckpointError):
         load_model_weights(model, other.state_dict(), "run.pt")
     assert torch.equal(model[0].weight, before)  # nothing half-loaded
+
+
+def test_a_flipped_bit_in_the_weights_is_detected(tmp_path):
+    model = torch.nn.Linear(16, 16)
+    with torch.no_grad():
+        model.weight.copy_(torch.arange(256, dtype=torch.float32).reshape(16, 16) / 7.0)
+    path = save_checkpoint(tmp_path / "flip.pt", _state(model))
+    raw = bytearray(path.read_bytes())
+    at = raw.find(model.weight.detach().numpy().tobytes())
+    assert at >= 0  # tensor bytes are stored uncompressed
+    raw[at + 517] ^= 0x04  # one mantissa bit of one weight
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="flip.pt.*corrupt.*SHA-256"):
+        load_checkpoint(path)
+
+
+def test_the_hash_covers_plain_values_and_is_rewritten_on_save(tmp_path):
+    state = load_checkpoint(save_checkpoint(tmp_path / "a.pt", _state(torch.nn.Linear(2, 2))))
+    assert state["sha256"] == content_hash(state) and len(state["sha256"]) == 64
+    assert content_hash({**state, "step": 8}) != state["sha256"]
+    # A loaded state saved again (with a changed value) gets a fresh, valid hash.
+    assert load_checkpoint(save_checkpoint(tmp_path / "b.pt", {**state, "step": 8}))["step"] == 8
+
+
+def test_a_checkpoint_without_hash_loads_with_a_warning(tmp_path):
+    legacy = {"format": "selfdc-checkpoint-v1", **_state(torch.nn.Linear(2, 2))}
+    torch.save(legacy, tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="old.pt.*no content hash"):
+        assert load_checkpoint(tmp_path / "old.pt")["step"] == 7
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("prop_iterations", 10**9, r"prop_iterations=1000000000 is outside \[0, 256\]"),
+    ("num_classes", 2_000_000, r"num_classes=2000000 is outside \[1, 4096\]"),
+    ("num_classes", 3.5, "num_classes must be an int"),
+    ("decoder_channels", 10**6, r"decoder_channels=1000000 is outside \[1, 4096\]"),
+    ("depth_scale", float("nan"), "depth_scale is nan"),
+])
+def test_absurd_model_config_values_are_refused_before_building(tmp_path, key, value, match):
+    """Values that would hang (propagation steps) or allocate gigabytes (classes) never reach the model."""
+    state = {**_state(torch.nn.Linear(2, 2)), "model_config": {key: value}}
+    path = save_checkpoint(tmp_path / "absurd.pt", state)
+    with pytest.raises(CheckpointError, match="absurd.pt.*" + match):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="absurd.pt"):
+        check_model_config({key: value}, path)
+    assert check_model_config({"prop_iterations": 18, "num_classes": 32}, path)["num_classes"] == 32

@@ -162,14 +162,14 @@ def test_saved_config_reloads_identically(tmp_path):
 def test_factory_keeps_ground_truth_out_of_self_supervised_training():
     spec = {"name": "nyu", "root": "nowhere"}
     seg = {"cache_root": "masks", "fallback": None}
-    train = dataset_kwargs(spec, "train", "self_supervised", seg)
+    train = dataset_kwargs(spec, "train", with_gt=False, segments=seg)
     assert train["with_gt"] is False and train["split"] == "train" and train["segments_root"] == "masks"
-    val = dataset_kwargs(spec, "val", "self_supervised", seg)
+    val = dataset_kwargs(spec, "val", segments=seg)
     assert val["with_gt"] is True and "segments_root" not in val
-    sup = dataset_kwargs(spec, "train", "supervised", seg)
+    sup = dataset_kwargs(spec, "train", with_gt=True)
     assert sup["with_gt"] is True and "segments_root" not in sup
     with pytest.raises(ValueError, match="reads no ground truth"):
-        dataset_kwargs({**spec, "with_gt": True}, "train", "self_supervised", seg)
+        dataset_kwargs({**spec, "with_gt": True}, "train", with_gt=False, segments=seg)
     with pytest.raises(ValueError, match="data.train.bogus"):
         dataset_kwargs({**spec, "bogus": 1}, "train")
 
@@ -184,3 +184,13 @@ def test_factory_surfaces_the_dataset_missing_root_error_unchanged(tmp_path):
         build_dataset({"train": {"name": "nyu", "root": str(root)}}, "train")
     assert str(via_factory.value) == str(direct.value)
     assert str(root) in str(via_factory.value)
+
+
+def test_every_train_mode_has_an_objective():
+    from selfdc_core.training.config import TRAIN_MODES
+    from selfdc_core.training.objective import OBJECTIVES, build_objective
+
+    assert set(TRAIN_MODES) == set(OBJECTIVES)
+    cfg = load_config(CONFIG_DIR / "train_nyu.yaml", ["train.mode=supervised"])
+    assert build_objective(cfg).reads_gt and not build_objective(cfg).needs_segments
+    assert not build_objective(load_config(CONFIG_DIR / "train_nyu.yaml")).reads_gt

@@ -58,7 +58,7 @@ def test_two_gloo_ranks_hold_identical_weights_and_split_the_data(tmp_path, tiny
     assert r0["params"].keys() == r1["params"].keys()
     assert all(torch.equal(r0["params"][k], r1["params"][k]) for k in r0["params"])
     # ... and they moved away from the initialisation (training happened).
-    from selfdc_core.training.checkpoint import load_checkpoint
+    from selfdc_core.model_io import load_checkpoint
 
     saved = load_checkpoint(tmp_path / "run" / "last.pt")
     assert saved["step"] == 2

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import load_tool
 
 from selfdc_core.evaluation import evaluate, markdown_table, table_rows, write_csv, write_per_image_csv
 from selfdc_core.figures import save_comparison_figure
@@ -112,14 +113,7 @@ def test_figure_without_gt_and_shape_errors(tmp_path):
 
 
 def _evaluate_cli():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "training" / "evaluate.py"
-    spec = importlib.util.spec_from_file_location("evaluate_cli", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("evaluate")
 
 
 @pytest.fixture(scope="module")

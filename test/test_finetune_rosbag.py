@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from selfdc_core.data.rosbag import write_synthetic_bag
-from selfdc_core.training.checkpoint import load_checkpoint
+from selfdc_core.model_io import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

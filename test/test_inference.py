@@ -9,20 +9,16 @@ from conftest import SYNTHETIC_CKPT_SIZE, synthetic_test_scenes
 
 from selfdc_core.baselines import nearest_fill
 from selfdc_core.inference import CheckpointError, DepthCompleter
+from selfdc_core.model_io import load_checkpoint, save_checkpoint
 from selfdc_core.models import build_model
-from selfdc_core.training.checkpoint import load_checkpoint, save_checkpoint
+from selfdc_core.testing.checkpoints import untrained_checkpoint
 
 TINY_MODEL = {"backbone": "resnet18", "num_classes": 4, "prop_iterations": 1}
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model(TINY_MODEL)
-    path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
-    save_checkpoint(path, {"model_config": model.config, "model": model.state_dict(), "config": {},
-                           "epoch": 0, "step": 0})
-    return path
+    return untrained_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny.pt", **TINY_MODEL)
 
 
 def _frame(h=48, w=64, seed=0):

@@ -1,6 +1,6 @@
 """Launch file, parameters file, RViz config and the colcon build of the package.
 
-`launch`/`launch_ros` are not installable here, so the launch file is checked by parsing it
+`launch`/`launch_ros` come only with a full ROS distribution, so the launch file is checked by parsing it
 and by running its parameter helper; everything it passes must be declared by the node,
 whose declarations come from one table (selfdc_ros.params.PARAMETERS).
 """
@@ -169,7 +169,7 @@ PACKAGE_FILES = [
 def test_colcon_build_installs_launch_config_and_console_script(tmp_path):
     require_isolated_network()
     colcon = Path(sys.executable).with_name("colcon")
-    assert colcon.exists(), "colcon is installed with the dev extra: pip install -e '.[ros,dev]'"
+    assert colcon.exists(), "colcon is installed with the dev extra: pip install -e '.[node,ros,dev]'"
     src = tmp_path / "src" / "selfdc_ros"
     src.mkdir(parents=True)
     for name in PACKAGE_FILES:  # only the package, never .venv or build outputs
@@ -218,7 +218,9 @@ def test_colcon_build_installs_launch_config_and_console_script(tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ, PYTHONPATH=str(site), ROS_DOMAIN_ID=str(DOMAIN_ID)),
+        # The script starts `python3` from PATH, as in an activated environment (see README).
+        env=dict(os.environ, PYTHONPATH=str(site), ROS_DOMAIN_ID=str(DOMAIN_ID),
+                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"),
     )
     assert run.returncode == 1
     assert "parameter 'checkpoint' is empty" in run.stderr + run.stdout

@@ -1,10 +1,9 @@
-"""SelfDC losses against the loop references in loss_reference.py, plus hand-made cases."""
+"""SelfDC losses against the loop references (selfdc_core.testing.loss_reference), plus hand-made cases."""
 
 import math
 
 import pytest
 import torch
-from loss_reference import dc_loop, edge_aware_loop, gc_loop, mask_based_loop, sms_loop
 
 from selfdc_core.losses import (
     IGNORE_INDEX,
@@ -21,6 +20,7 @@ from selfdc_core.losses import (
     selective_mask_aware_smoothness_loss,
     supervised_loss,
 )
+from selfdc_core.testing.loss_reference import dc_loop, edge_aware_loop, gc_loop, mask_based_loop, sms_loop
 
 DTYPES = [torch.float32, torch.float64]
 

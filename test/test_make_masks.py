@@ -144,11 +144,11 @@ def test_cli_writes_labels_for_a_synthetic_config(tmp_path, cli, capsys):
 def test_cli_main_reports_failures_with_nonzero_exit(tmp_path, cli, monkeypatch, capsys):
     seen = {}
 
-    def fake_build_dataset(data_cfg, split, mode, segmentation, bag):
-        seen.update(split=split, segmentation=segmentation)
+    def fake_build_split(cfg, split, with_segments):
+        seen.update(split=split, with_segments=with_segments)
         return TinyDataset(broken={4})
 
-    monkeypatch.setattr(cli, "build_dataset", fake_build_dataset)
+    monkeypatch.setattr(cli, "build_split", fake_build_split)
     monkeypatch.setattr(
         cli,
         "load_config",
@@ -179,7 +179,7 @@ def test_cli_main_reports_failures_with_nonzero_exit(tmp_path, cli, monkeypatch,
         ]
     )
     out = capsys.readouterr().out
-    assert code == 1 and seen == {"split": "val", "segmentation": None}
+    assert code == 1 and seen == {"split": "val", "with_segments": False}
     assert "3 written, 0 already cached, 1 failed (of 4)" in out
     assert "FAILED scene_0/00004: ValueError" in out
     assert len(list(tmp_path.rglob("*.png"))) == 3
@@ -187,7 +187,7 @@ def test_cli_main_reports_failures_with_nonzero_exit(tmp_path, cli, monkeypatch,
 
 
 def _fake_config(cli, monkeypatch, dataset, cache_root):
-    monkeypatch.setattr(cli, "build_dataset", lambda *args, **kwargs: dataset)
+    monkeypatch.setattr(cli, "build_split", lambda *args, **kwargs: dataset)
     monkeypatch.setattr(cli, "load_config", lambda path, overrides: {
         "data": {}, "train": {"mode": "self_supervised"}, "bag": None,
         "segmentation": {"generator": "slic", "generator_kwargs": {}, "cache_root": str(cache_root)},

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from selfdc_core.training.checkpoint import CheckpointError, load_checkpoint
+from selfdc_core.model_io import CheckpointError, load_checkpoint
 from selfdc_core.training.config import load_config
 from selfdc_core.training.trainer import Trainer, TrainingDiverged
 
@@ -70,14 +70,14 @@ def test_missing_pseudo_label_source_is_a_clear_error(tmp_path, tiny_train_confi
 
 def test_nan_batches_are_skipped_then_stop_training(tmp_path, tiny_train_config):
     trainer = Trainer(tiny_train_config(tmp_path, train={"max_nan_batches": 3, "max_steps": 3}))
-    real_loss, calls = trainer.loss_fn.forward, {"n": 0}
+    real_loss, calls = trainer.objective.loss.forward, {"n": 0}
 
     def flaky(outputs, batch):
         calls["n"] += 1
         total, parts = real_loss(outputs, batch)
         return (total * float("nan"), parts) if calls["n"] <= 2 else (total, parts)
 
-    trainer.loss_fn.forward = flaky
+    trainer.objective.loss.forward = flaky
     before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
     batches = iter(trainer.train_loader)
     assert trainer.train_step(next(batches)) is None and trainer.train_step(next(batches)) is None
@@ -85,7 +85,7 @@ def test_nan_batches_are_skipped_then_stop_training(tmp_path, tiny_train_config)
     assert all(torch.equal(before[k], v) for k, v in trainer.model.named_parameters())  # no update
     assert trainer.train_step(next(batches)) is not None and trainer.nan_run == 0
 
-    trainer.loss_fn.forward = lambda o, b: (torch.tensor(float("inf"), requires_grad=True), {})
+    trainer.objective.loss.forward = lambda o, b: (torch.tensor(float("inf"), requires_grad=True), {})
     with pytest.raises(TrainingDiverged, match="3 consecutive batches.*max_nan_batches=3"):
         trainer.fit()
 

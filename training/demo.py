@@ -82,9 +82,9 @@ def run(cfg: dict, figures: int = 4, progress: bool = True) -> dict:
     """Stages 2-7 for a loaded config; returns the paths and the evaluation report."""
     import torch
 
-    from selfdc_core.data.factory import build_dataset
     from selfdc_core.evaluation import evaluate_checkpoint
     from selfdc_core.segmentation import LabelCache, build_generator, make_masks
+    from selfdc_core.training.build import build_split
     from selfdc_core.training.trainer import Trainer
 
     seg, out = cfg["segmentation"], Path(cfg["train"]["out_dir"])
@@ -97,7 +97,7 @@ def run(cfg: dict, figures: int = 4, progress: bool = True) -> dict:
           f"CUDA {'available' if torch.cuda.is_available() else 'not available'}; output {out}")
 
     stages.start("2/6 synthetic data")
-    datasets = {split: build_dataset(cfg["data"], split, cfg["train"]["mode"]) for split in ("train", "val")}
+    datasets = {split: build_split(cfg, split, with_segments=False) for split in ("train", "val")}
     render_frames(datasets, progress)
     print(f"train: {datasets['train']}\nval:   {datasets['val']} (unseen rooms; GT used only for scoring)")
 
@@ -126,7 +126,7 @@ def run(cfg: dict, figures: int = 4, progress: bool = True) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from selfdc_core.training.checkpoint import CheckpointError
+    from selfdc_core.model_io import CheckpointError
     from selfdc_core.training.config import load_config
 
     started = time.perf_counter()

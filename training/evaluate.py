@@ -54,7 +54,7 @@ def _config(args) -> dict:
 
     if args.config is not None:
         return load_config(args.config, args.overrides)
-    from selfdc_core.training.checkpoint import load_checkpoint
+    from selfdc_core.model_io import load_checkpoint
 
     cfg = load_checkpoint(args.checkpoint)["config"]
     for override in args.overrides:
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         print("error: --figures must be >= 0", file=sys.stderr)
         return 2
     from selfdc_core.evaluation import evaluate_checkpoint
-    from selfdc_core.training.checkpoint import CheckpointError
+    from selfdc_core.model_io import CheckpointError
 
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "eval"
     try:

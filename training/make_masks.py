@@ -21,7 +21,6 @@ import argparse
 import logging
 import sys
 
-from selfdc_core.data.factory import build_dataset
 from selfdc_core.segmentation import (
     GENERATOR_NAMES,
     LabelCache,
@@ -30,6 +29,7 @@ from selfdc_core.segmentation import (
     parse_shard,
     shard_indices,
 )
+from selfdc_core.training.build import build_split
 from selfdc_core.training.config import load_config
 
 log = logging.getLogger("make_masks")
@@ -115,9 +115,7 @@ def main(argv=None) -> int:
     name = args.generator or seg["generator"]
     kwargs = seg["generator_kwargs"] if name == seg["generator"] else {}
     # No segmentation section: the dataset must not look for the labels this run creates.
-    dataset = build_dataset(
-        cfg["data"], args.split, mode=cfg["train"]["mode"], segmentation=None, bag=cfg["bag"]
-    )
+    dataset = build_split(cfg, args.split, with_segments=False)
     if dataset is None:
         print(f"error: data.{args.split} is not configured in {args.config}", file=sys.stderr)
         return 2

@@ -83,6 +83,7 @@ def run(args, work: Path) -> int:
     from selfdc_core.figures import save_comparison_figure
     from selfdc_core.inference import DepthCompleter
     from selfdc_core.segmentation import LabelCache, build_generator, make_masks
+    from selfdc_core.training.build import build_split
     from selfdc_core.training.config import deep_merge, load_config, validate_config
 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
@@ -94,12 +95,12 @@ def run(args, work: Path) -> int:
     base["data"]["val"] = None
     seg = base["segmentation"]
 
-    train_set = build_dataset(base["data"], "train", base["train"]["mode"])
+    train_set = build_split(base, "train", with_segments=False)
     labels = make_masks(train_set, build_generator(seg["generator"], **seg["generator_kwargs"]),
                         LabelCache(seg["cache_root"]), progress=progress)
     if not labels.ok:
         raise RuntimeError(f"pseudo-labels failed: {labels.failed[:3]}")
-    eval_set = build_dataset({"val": eval_spec, "train": eval_spec}, "val", mode="supervised")
+    eval_set = build_dataset({"val": eval_spec, "train": eval_spec}, "val", with_gt=True)
     max_depth = float(base["data"]["max_depth"])
 
     runs = [(label, deep_merge(base, row_sections(f))) for label, f, *_ in ABLATIONS]
@@ -199,7 +200,7 @@ def render_report(record: dict, results: dict, baseline_scores: list, full: str,
         f"seed). Sparse input: {record['sparse']}. Ground truth is read only for scoring and by the "
         "supervised baseline.",
         "- Pseudo-labels: the weight-free Felzenszwalb generator through the make_masks library "
-        "(SAM weights cannot be downloaded here).",
+        "(it needs no downloaded weights).",
         f"- Network: {record['model']}; Adam, lr and schedule of `config/demo.yaml`; "
         f"budget overrides `{' '.join(record['budget'])}`.",
         f"- CPU only, {record['torch_threads']} threads; training seconds per run: "

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from selfdc_core.training.checkpoint import CheckpointError
+    from selfdc_core.model_io import CheckpointError
     from selfdc_core.training.config import load_config
 
     try:
@@ -56,20 +56,21 @@ def main(argv=None) -> int:
         print(yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None))
         return 0
 
+    from selfdc_core.training.state import OutputError
     from selfdc_core.training.trainer import Trainer, TrainingDiverged
 
     trainer = None
     try:
         trainer = Trainer(cfg, resume=args.resume)
         result = trainer.fit()
-    except (TrainingDiverged, CheckpointError, FileNotFoundError, ValueError) as exc:
-        # Data, checkpoint and config problems carry their own explanation; no traceback needed.
+    except (TrainingDiverged, CheckpointError, OutputError, FileNotFoundError, ValueError) as exc:
+        # Data, checkpoint, output and config problems carry their own explanation; no traceback needed.
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         if trainer is not None:
             trainer.ctx.close()
-    if trainer.ctx.is_main:
+    if trainer.ctx.is_main and result.status != "already_done":  # the trainer said why it did nothing
         print(f"{result.status}: epoch {result.epoch}, step {result.step}, last {result.last_checkpoint}, "
               f"best {result.best_checkpoint}")
     return 0

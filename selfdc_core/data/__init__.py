@@ -12,6 +12,9 @@ _EXPORTS = {
     "SyntheticScenes": ".synthetic",
     "RosbagDataset": ".rosbag",
     "make_sample": ".base",
+    "FrameDataset": ".frame_dataset",
+    "FrameSource": ".frame_dataset",
+    "RawFrame": ".frame_dataset",
 }
 
 __all__ = sorted(_EXPORTS)

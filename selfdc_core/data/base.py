@@ -13,6 +13,8 @@ and that also offers, for training/make_masks.py:
     key(i) -> str                      the item's key without loading it
     raw_rgb(i) -> uint8 (H0,W0,3)      the image as stored, before any crop or resize;
                                        pseudo-labels are computed and cached at this size
+Every dataset reads its frames as a `FrameSource` and inherits the rest from `FrameDataset`
+(see frame_dataset.py).
 
 Ground truth is opt-in: `with_gt` defaults to False on training splits, so the
 self-supervised path cannot read it by accident (the trainer also refuses a batch

@@ -1,12 +1,13 @@
 """Build a dataset from a config spec: `{name: nyu|kitti|synthetic|rosbag, **kwargs}`.
 
-The factory adds what the training run decides rather than the dataset spec:
+The factory adds what the consumer decides rather than the dataset spec:
     split             "train"/"val", when the class takes `split` and the spec does not set it;
-    with_gt           False for the training split of a self-supervised run (it reads no ground
-                      truth), True for the supervised baseline and for validation, unless set;
-    segments_root,    from the config's `segmentation` section (cache_root, fallback) wherever
-    segment_fallback  pseudo-labels are needed: the self-supervised training split, and a
-                      validation split without ground truth (its self-supervised losses);
+    with_gt           the consumer's `with_gt` unless the spec sets it (default: the validation
+                      split has ground truth, the training split has none). `with_gt=False` on
+                      the training split is a requirement: a spec asking for GT there is an error;
+    segments_root,    from `segments` (the config's `segmentation` section: cache_root, fallback)
+    segment_fallback  when the consumer needs pseudo-labels: on the training split, and on a
+                      split without ground truth (its losses are then the only score);
     bag               the top-level `bag=` of the config, for `rosbag` specs.
 Errors raised by the dataset classes (a missing root with the expected layout, missing
 pseudo-labels naming `training/make_masks.py`) surface unchanged.
@@ -72,11 +73,11 @@ def check_dataset_spec(spec: dict | list, where: str = "data") -> None:
 def dataset_kwargs(
     spec: dict,
     split: str,
-    mode: str = "self_supervised",
-    segmentation: dict | None = None,
+    with_gt: bool | None = None,
+    segments: dict | None = None,
     bag: str | None = None,
 ) -> dict:
-    """The kwargs `build_dataset` passes to the class (spec kwargs plus the run's decisions)."""
+    """The kwargs `build_dataset` passes to the class (spec kwargs plus the consumer's needs)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     check_dataset_spec(spec, f"data.{split}")
@@ -86,22 +87,18 @@ def dataset_kwargs(
 
     if takes("split"):
         kwargs.setdefault("split", split)
-    needs_gt = mode == "supervised" or split == "val"
-    if split == "train" and mode == "self_supervised" and kwargs.get("with_gt"):
+    if split == "train" and with_gt is False and kwargs.get("with_gt"):
         raise ValueError(
             "data.train.with_gt is true but train.mode is self_supervised: self-supervised training "
             "reads no ground truth (set train.mode=supervised for the supervised baseline)"
         )
     if takes("with_gt"):
-        kwargs.setdefault("with_gt", needs_gt)
-    wants_segments = (split == "train" and mode == "self_supervised") or (
-        split == "val" and mode == "self_supervised" and not kwargs.get("with_gt", False)
-    )
-    if wants_segments and segmentation is not None:
-        if takes("segments_root") and segmentation.get("cache_root") is not None:
-            kwargs.setdefault("segments_root", segmentation["cache_root"])
-        if takes("segment_fallback") and segmentation.get("fallback") is not None:
-            kwargs.setdefault("segment_fallback", segmentation["fallback"])
+        kwargs.setdefault("with_gt", split == "val" if with_gt is None else bool(with_gt))
+    if segments is not None and (split == "train" or not kwargs.get("with_gt", False)):
+        if takes("segments_root") and segments.get("cache_root") is not None:
+            kwargs.setdefault("segments_root", segments["cache_root"])
+        if takes("segment_fallback") and segments.get("fallback") is not None:
+            kwargs.setdefault("segment_fallback", segments["fallback"])
     if bag is not None and spec["name"] == "rosbag":
         kwargs["bag"] = bag
     return kwargs
@@ -110,14 +107,14 @@ def dataset_kwargs(
 def build_dataset(
     data_cfg: dict,
     split: str,
-    mode: str = "self_supervised",
-    segmentation: dict | None = None,
+    with_gt: bool | None = None,
+    segments: dict | None = None,
     bag: str | None = None,
 ):
     """Instantiate `data_cfg[split]` (the `data` section of a training config).
 
-    `mode` is the config's `train.mode`, `segmentation` its `segmentation` section and `bag` its
-    top-level `bag`. Returns None when the split is not configured (e.g. `data.val: null`).
+    `with_gt` and `segments` say what the consumer needs (see the module docstring); `bag` is the
+    config's top-level `bag`. Returns None when the split is not configured (e.g. `data.val: null`).
     A list of specs gives their concatenation (e.g. a field bag mixed with the original data).
     """
     if split not in SPLITS:
@@ -126,5 +123,5 @@ def build_dataset(
     if spec is None:
         return None
     specs = spec if isinstance(spec, list) else [spec]
-    datasets = [dataset_class(s["name"])(**dataset_kwargs(s, split, mode, segmentation, bag)) for s in specs]
+    datasets = [dataset_class(s["name"])(**dataset_kwargs(s, split, with_gt, segments, bag)) for s in specs]
     return datasets[0] if len(datasets) == 1 else ConcatDataset(datasets)

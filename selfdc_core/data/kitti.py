@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfdc_core.data.base import make_sample
-from selfdc_core.data.file_dataset import FileDataset
+from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 from selfdc_core.data.io import (
     DataError,
     read_depth_png,
@@ -37,8 +36,7 @@ from selfdc_core.data.io import (
     read_kitti_calib,
     read_rgb_png,
 )
-from selfdc_core.data.sampling import file_rng, training_rng
-from selfdc_core.data.transforms import AugmentConfig, PixelTransform, color_jitter, sample_augmentation
+from selfdc_core.data.transforms import PixelTransform
 from selfdc_core.geometry import filter_occluded_points
 
 __all__ = ["KITTIDepthCompletion"]
@@ -73,7 +71,7 @@ class _Frame:
     camera: int | None
 
 
-class KITTIDepthCompletion(FileDataset):
+class KITTIDepthCompletion(FrameDataset):
     """KITTI-DC items in the common format (see selfdc_core.data.base), plus `num_filtered` (int).
 
     Args:
@@ -90,6 +88,7 @@ class KITTIDepthCompletion(FileDataset):
         raw_root: where the raw drives live (default: root).
         seed: seeds the augmentation draw of non-training splits (when augment is on there).
         skip_bad: log, count (`skipped`) and skip bad or unmatched files instead of raising.
+        min_depth, max_depth: sparse depths outside this range are dropped and counted (`dropped_depths`).
     """
 
     def __init__(
@@ -110,8 +109,12 @@ class KITTIDepthCompletion(FileDataset):
         raw_root=None,
         seed: int = 0,
         skip_bad: bool = False,
+        min_depth: float = 0.0,
+        max_depth: float = DEFAULT_MAX_DEPTH,
     ):
-        super().__init__(skip_bad=skip_bad, segments_root=segments_root, segment_fallback=segment_fallback)
+        super().__init__(split=split, augment=augment, seed=seed, skip_bad=skip_bad,
+                         segments_root=segments_root, segment_fallback=segment_fallback,
+                         min_depth=min_depth, max_depth=max_depth)
         if split not in SPLITS:
             raise ValueError(f"KITTIDepthCompletion split must be one of {SPLITS}, got {split!r}")
         if split == "test" and with_gt:
@@ -120,8 +123,6 @@ class KITTIDepthCompletion(FileDataset):
             raise ValueError(f"filter_kernel must be a positive odd integer, got {filter_kernel}")
         self.root = Path(root)
         self.raw_root = Path(raw_root) if raw_root is not None else self.root
-        self.split = split
-        self.augment = AugmentConfig.resolve(augment, default=split == "train")
         self.with_gt = split in ("val", "val_selection") if with_gt is None else bool(with_gt)
         self.crop = tuple(
             int(x) for x in (crop if crop is not None else (TRAIN_CROP if split == "train" else EVAL_CROP))
@@ -134,7 +135,6 @@ class KITTIDepthCompletion(FileDataset):
         self.filter_kernel = int(filter_kernel)
         self.filter_rel_threshold = float(filter_rel_threshold)
         self.filter_abs_threshold = float(filter_abs_threshold)
-        self.seed = int(seed)
         self._points_removed = 0
         self._points_total = 0
         self._intrinsics_cache: dict[tuple[Path, int | None], np.ndarray] = {}
@@ -262,7 +262,8 @@ class KITTIDepthCompletion(FileDataset):
             self._intrinsics_cache[cache_key] = K
         return self._intrinsics_cache[cache_key]
 
-    def _load(self, i: int) -> dict:
+    def read(self, i: int) -> RawFrame:
+        """The stored frame, LiDAR noise filtered; `num_filtered` goes into the sample."""
         frame = self.frames[i]
         rgb = read_rgb_png(frame.rgb)
         sparse = read_depth_png(frame.sparse)
@@ -283,30 +284,13 @@ class KITTIDepthCompletion(FileDataset):
             )
             self._points_removed += num_filtered
 
-        rng = training_rng() if self.split == "train" else file_rng(frame.key, self.seed)
-        tf = PixelTransform(K, *rgb.shape[:2])
-        params = sample_augmentation(self.augment, rng) if self.augment is not None else None
-        if params is not None:
-            tf.apply_augmentation(params)
+        return RawFrame(rgb=rgb, sparse=sparse, K=K, gt=gt, extras={"num_filtered": int(num_filtered)})
+
+    def place(self, tf: PixelTransform, params, rng: np.random.Generator) -> None:
         try:
             self._crop(tf, rng, params.scale if params is not None else 1.0)
-        except ValueError as exc:
-            raise DataError(f"{frame.rgb}: {exc}") from exc
-
-        rgb_out = tf.apply_image(rgb)
-        if params is not None:
-            rgb_out = color_jitter(rgb_out, params)
-        raw_segments = self._raw_segments(frame.key, rgb)
-        sample = make_sample(
-            frame.key,
-            rgb_out,
-            tf.apply_sparse_depth(sparse),
-            tf.K,
-            segments=tf.apply_nearest(raw_segments) if raw_segments is not None else None,
-            gt=tf.apply_dense_depth(gt) if gt is not None else None,
-        )
-        sample["num_filtered"] = int(num_filtered)
-        return sample
+        except ValueError as exc:  # a frame smaller than the crop is bad data, not a bug
+            raise DataError(str(exc)) from exc
 
     def _crop(self, tf: PixelTransform, rng: np.random.Generator, scale: float) -> None:
         height, width = self.crop

@@ -13,15 +13,13 @@ that draw by the file key, so every run scores the same inputs.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
-from selfdc_core.data.base import make_sample
-from selfdc_core.data.file_dataset import FileDataset
+from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 from selfdc_core.data.io import DataError, read_nyu_h5
-from selfdc_core.data.sampling import file_rng, sample_sparse_depth, training_rng
-from selfdc_core.data.transforms import AugmentConfig, PixelTransform, color_jitter, sample_augmentation
 
 __all__ = ["NYU_INTRINSICS", "NYUDepthV2"]
 
@@ -45,9 +43,12 @@ LAYOUT_HINT = (
 )
 
 SPLITS = ("train", "val", "test")
+# Above this, a "metre" depth from an indoor Kinect frame is a unit mistake (mm stored as float).
+MILLIMETRE_HINT_DEPTH = 100.0
+log = logging.getLogger(__name__)
 
 
-class NYUDepthV2(FileDataset):
+class NYUDepthV2(FrameDataset):
     """NYU Depth v2 items in the common format (see selfdc_core.data.base).
 
     Args:
@@ -61,6 +62,7 @@ class NYUDepthV2(FileDataset):
         height, width: output crop (at most 240x320, the half-resolution frame).
         seed: seeds the per-file sparse sampling of the evaluation splits.
         skip_bad: log, count (`skipped`) and skip unreadable files instead of raising.
+        min_depth, max_depth: sparse depths outside this range are dropped and counted (`dropped_depths`).
     """
 
     def __init__(
@@ -77,8 +79,12 @@ class NYUDepthV2(FileDataset):
         width: int = 304,
         seed: int = 0,
         skip_bad: bool = False,
+        min_depth: float = 0.0,
+        max_depth: float = DEFAULT_MAX_DEPTH,
     ):
-        super().__init__(skip_bad=skip_bad, segments_root=segments_root, segment_fallback=segment_fallback)
+        super().__init__(split=split, augment=augment, seed=seed, skip_bad=skip_bad,
+                         segments_root=segments_root, segment_fallback=segment_fallback,
+                         min_depth=min_depth, max_depth=max_depth)
         if split not in SPLITS:
             raise ValueError(f"NYUDepthV2 split must be one of {SPLITS}, got {split!r}")
         if int(num_samples) != num_samples or num_samples <= 0:
@@ -88,11 +94,9 @@ class NYUDepthV2(FileDataset):
                 f"height x width must fit the 240x320 half-resolution frame, got {height}x{width}"
             )
         self.root = Path(root)
-        self.split = split
         self.num_samples = int(num_samples)
         self.height, self.width = int(height), int(width)
-        self.seed = int(seed)
-        self.augment = AugmentConfig.resolve(augment, default=split == "train")
+        self.millimetre_files = 0  # files whose depth looks like millimetres (warned about)
         self.with_gt = split != "train" if with_gt is None else bool(with_gt)
         self.files = self._list_files(split_file)
 
@@ -150,38 +154,26 @@ class NYUDepthV2(FileDataset):
     def source(self, i: int) -> str:
         return str(self.files[self._index(i)])
 
-    def raw_rgb(self, i: int) -> np.ndarray:
-        return self._read(self._index(i))[0]
-
-    def _read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, i: int) -> RawFrame:
+        """The stored frame; its sparse input is drawn from the depth after placement."""
         rgb, depth = read_nyu_h5(self.files[i])
         if rgb.shape[:2] != NYU_SOURCE_SHAPE:
             raise DataError(
                 f"{self.files[i]}: NYU frames must be 480x640 (the published intrinsics are for that size), "
                 f"got {rgb.shape[0]}x{rgb.shape[1]}"
             )
-        return rgb, depth
+        self._check_units(i, depth)
+        return RawFrame(rgb=rgb, sparse=None, K=NYU_INTRINSICS, gt=depth)
 
-    def _load(self, i: int) -> dict:
-        key = self.key(i)
-        rgb, depth = self._read(i)
-        rng = training_rng() if self.split == "train" else file_rng(key, self.seed)
+    def _check_units(self, i: int, depth: np.ndarray) -> None:
+        """Warn when depth looks like millimetres stored as float (NYU depths are metres, < 10 m)."""
+        deepest = float(np.max(depth, initial=0.0, where=np.isfinite(depth)))
+        if deepest > MILLIMETRE_HINT_DEPTH:
+            self.millimetre_files += 1
+            log.warning("%s: depth reaches %.0f, but NYU depths are metres (Kinect range under 10 m); the "
+                        "file seems to store millimetres: divide its depth by 1000 (%d such files so far)",
+                        self.files[i], deepest, self.millimetre_files)
 
-        tf = PixelTransform(NYU_INTRINSICS, *NYU_SOURCE_SHAPE)
-        params = sample_augmentation(self.augment, rng) if self.augment is not None else None
-        if params is not None:
-            tf.apply_augmentation(params)
+    def place(self, tf, params, rng) -> None:
         tf.resize(_HALF_SHAPE[1] / NYU_SOURCE_SHAPE[1], _HALF_SHAPE[0] / NYU_SOURCE_SHAPE[0])
         tf.center_crop(self.height, self.width)
-
-        rgb_out = tf.apply_image(rgb)
-        if params is not None:
-            rgb_out = color_jitter(rgb_out, params)
-        gt = tf.apply_dense_depth(depth)
-        raw_segments = self._raw_segments(key, rgb)
-        segments = tf.apply_nearest(raw_segments) if raw_segments is not None else None
-        try:
-            sparse = sample_sparse_depth(gt, self.num_samples, rng)
-        except ValueError as exc:
-            raise DataError(f"{self.files[i]}: {exc}") from exc
-        return make_sample(key, rgb_out, sparse, tf.K, segments=segments, gt=gt if self.with_gt else None)

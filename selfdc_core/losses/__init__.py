@@ -1,4 +1,4 @@
-"""SelfDC losses (paper Sections 3.2-3.4), exactly as issue 2 defines them.
+"""SelfDC losses (paper Sections 3.2-3.4), as the paper defines them.
 
 All gradient quantities live on the (H-1)x(W-1) grid (see grid.py). Everything is vectorised
 over windows, segments and pixels, and works in float32 and float64.

@@ -1,4 +1,4 @@
-"""Non-local spatial propagation (NLSPN, Park et al. ECCV 2020) on torchvision's deform_conv2d.
+"""Non-local spatial propagation (NLSPN, Park et al. ECCV 2020).
 
 Each pixel p is updated from itself and K=8 neighbours sampled bilinearly (zero outside the image)
 at learned positions p + p_k + dp_k around a 3x3 kernel:
@@ -6,6 +6,13 @@ at learned positions p + p_k + dp_k around a 3x3 kernel:
 The affinities use NLSPN's TGASS normalisation: a_k = tanh(raw_k) / gamma' weighted by the confidence
 sampled at each neighbour, then divided by max(1, sum_k |a_k|) so that sum_k |a_k| <= 1, and the centre
 weight a_c = 1 - sum_k a_k (so a constant map is a fixed point).
+
+Two implementations of the same maths, chosen by `mode`:
+  * "gather" (default): the bilinear corners and weights are planned once per forward; every step is
+    a sparse matrix-vector product, or a gather and a weighted sum when traced (bilinear_plan.py,
+    gather_propagation.py). Faster on CPU and CUDA, lighter in memory, and exports to standard ONNX.
+  * "deform_conv": every step is a torchvision deform_conv2d, the reference formulation.
+Both have the same parameters, so a checkpoint loads in either.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
+from .gather_propagation import propagate, sample_taps
+
+PROPAGATION_MODES = ("gather", "deform_conv")
 KERNEL = 3
 NUM_NEIGHBORS = KERNEL * KERNEL - 1
 CENTER = NUM_NEIGHBORS // 2  # index of the centre in the row-major 3x3 kernel
@@ -36,7 +46,7 @@ def propagate_once(depth: Tensor, offsets: Tensor, affinity: Tensor) -> Tensor:
 
 
 def sample_at_neighbors(values: Tensor, offsets: Tensor) -> Tensor:
-    """Bilinearly sample a (B,1,H,W) map at the 8 neighbour positions -> (B,8,H,W)."""
+    """Bilinearly sample a (B,1,H,W) map at the 8 neighbour positions -> (B,8,H,W) (deform_conv2d)."""
     # One-hot kernels: output channel k sees only kernel position k, i.e. the k-th sampled value.
     one_hot = torch.eye(KERNEL * KERNEL, dtype=values.dtype, device=values.device)
     sampled = deform_conv2d(values, offsets, one_hot.view(-1, 1, KERNEL, KERNEL), padding=KERNEL // 2)
@@ -56,8 +66,11 @@ class NonLocalPropagation(nn.Module):
     """Refines an initial depth by `iterations` steps of confidence-weighted non-local propagation."""
 
     def __init__(self, guidance_channels: int = NUM_NEIGHBORS, iterations: int = 18,
-                 preserve_input: bool = True, affinity_gamma: float = 0.5):
+                 preserve_input: bool = True, affinity_gamma: float = 0.5, mode: str = "gather"):
         super().__init__()
+        if mode not in PROPAGATION_MODES:
+            raise ValueError(f"propagation mode must be one of {PROPAGATION_MODES}, got {mode!r}")
+        self.mode = mode
         self.iterations = iterations
         self.preserve_input = preserve_input
         # Guidance -> 8 (dy, dx) offsets and 8 raw affinities. Zero init (as NLSPN): training starts from
@@ -73,17 +86,24 @@ class NonLocalPropagation(nn.Module):
         out = self.offset_affinity(guidance)
         offsets = out[:, : 2 * NUM_NEIGHBORS]
         offsets = insert_center(offsets, offsets.new_zeros(offsets.shape[0], 2, *offsets.shape[2:]), 2)
-        # As in NLSPN, the confidence is sampled at detached offsets: it weights, but does not steer them.
-        neighbor_conf = None if confidence is None else sample_at_neighbors(confidence, offsets.detach())
+        neighbor_conf = None
+        if confidence is not None:
+            # As in NLSPN, the confidence is sampled at detached offsets: it weights, but does not steer them.
+            if self.mode == "gather":
+                sampled = sample_taps(confidence, offsets)
+                neighbor_conf = torch.cat((sampled[:, :CENTER], sampled[:, CENTER + 1 :]), dim=1)
+            else:
+                neighbor_conf = sample_at_neighbors(confidence, offsets.detach())
         affinity = normalize_affinity(out[:, 2 * NUM_NEIGHBORS :], self.affinity_scale, neighbor_conf)
         return offsets, affinity
 
     def forward(self, depth_init: Tensor, guidance: Tensor, confidence: Tensor | None = None,
                 sparse: Tensor | None = None) -> Tensor:
         offsets, affinity = self.offsets_and_affinity(guidance, confidence)
-        valid = None
-        if self.preserve_input and sparse is not None:
-            valid = sparse > 0
+        anchors = sparse if self.preserve_input else None
+        if self.mode == "gather":
+            return propagate(depth_init, offsets, affinity, self.iterations, anchors)
+        valid = None if anchors is None else anchors > 0
         depth = depth_init
         for _ in range(self.iterations):
             if valid is not None:

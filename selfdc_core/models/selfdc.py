@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from .backbone import BACKBONE_NAMES
 from .encoder_decoder import ENCODER_STRIDE, Decoder, EarlyFusionEncoder, Head, SegmentationBranch
 from .inputs import normalize_inputs, pad_to_multiple, validate_inputs
-from .nlspn import NUM_NEIGHBORS, NonLocalPropagation
+from .nlspn import NUM_NEIGHBORS, PROPAGATION_MODES, NonLocalPropagation
 
 SEG_PREFIX = "seg_decoder."
 
@@ -41,11 +41,13 @@ class SelfDC(nn.Module):
 
     The guidance head predicts 8 channels (one per 3x3 neighbour); as in NLSPN, a zero-initialised
     3x3 conv inside the propagation turns them into 8 (dy, dx) offsets and 8 affinities (24 channels).
+    `propagation` picks its implementation: "gather" (fast, exportable) or "deform_conv" (the
+    torchvision reference); the weights are the same, so a checkpoint loads in either.
     """
 
     def __init__(self, backbone: str = "resnet34", num_classes: int = 32, prop_iterations: int = 18,
                  preserve_input: bool = True, pretrained: bool = False, depth_scale: float = 10.0,
-                 affinity_gamma: float = 0.5, include_segmentation: bool = True):
+                 affinity_gamma: float = 0.5, include_segmentation: bool = True, propagation: str = "gather"):
         super().__init__()
         _require(backbone in BACKBONE_NAMES, "backbone", f"one of {BACKBONE_NAMES}", backbone)
         _require(_is_int(num_classes) and num_classes >= 1, "num_classes", "an int >= 1", num_classes)
@@ -57,12 +59,14 @@ class SelfDC(nn.Module):
         for name, value in (("depth_scale", depth_scale), ("affinity_gamma", affinity_gamma)):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             _require(ok and value > 0, name, "a finite number > 0", value)
+        _require(propagation in PROPAGATION_MODES, "propagation", f"one of {PROPAGATION_MODES}", propagation)
         # `pretrained` only chooses the initialisation; the state_dict carries the weights, so the
         # stored config says False and rebuilding from a checkpoint never needs the ImageNet file.
         self._config: dict[str, Any] = {
             "backbone": backbone, "num_classes": num_classes, "prop_iterations": prop_iterations,
             "preserve_input": preserve_input, "pretrained": False, "depth_scale": float(depth_scale),
             "affinity_gamma": float(affinity_gamma), "include_segmentation": include_segmentation,
+            "propagation": propagation,
         }
         self.depth_scale = float(depth_scale)
         self.encoder = EarlyFusionEncoder(backbone, pretrained)
@@ -70,7 +74,8 @@ class SelfDC(nn.Module):
         self.depth_head = Head(1)
         self.guidance_head = Head(NUM_NEIGHBORS)
         self.confidence_head = Head(1, hidden=32)
-        self.propagation = NonLocalPropagation(NUM_NEIGHBORS, prop_iterations, preserve_input, affinity_gamma)
+        self.propagation = NonLocalPropagation(NUM_NEIGHBORS, prop_iterations, preserve_input, affinity_gamma,
+                                               propagation)
         self.seg_decoder: SegmentationBranch | None = (
             SegmentationBranch(num_classes) if include_segmentation else None
         )
@@ -94,6 +99,11 @@ class SelfDC(nn.Module):
 
     def forward(self, rgb: Tensor, sparse: Tensor) -> dict[str, Tensor]:
         validate_inputs(rgb, sparse)
+        return self.forward_unchecked(rgb, sparse)
+
+    def forward_unchecked(self, rgb: Tensor, sparse: Tensor) -> dict[str, Tensor]:
+        """forward() without the input checks: their host syncs and value tests cannot be traced, so
+        export wrappers call this and check inputs outside the graph."""
         dtype = self.depth_head.out[0].weight.dtype
         rgb, sparse = rgb.to(dtype), sparse.to(dtype)
         height, width = rgb.shape[-2:]

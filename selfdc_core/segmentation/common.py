@@ -1,4 +1,4 @@
-"""Small helpers shared by the generators: input checks, device choice, the missing-weights error."""
+"""Small helpers shared by the generators: input checks and the missing-weights error."""
 
 from __future__ import annotations
 
@@ -18,11 +18,3 @@ def check_rgb(rgb: np.ndarray, name: str = "rgb") -> np.ndarray:
         raise ValueError(f"{name} is empty: shape {rgb.shape}")
     return rgb
 
-
-def resolve_device(device: str = "auto"):
-    """'auto' -> CUDA when available, else CPU; anything else is passed to torch.device."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import MissingWeightsError, check_rgb, resolve_device
+from selfdc_core.devices import resolve_device
+
+from .common import MissingWeightsError, check_rgb
 from .relabel import rank_regions_by_area
 
 EXAMPLE_MODEL_ID = "shi-labs/oneformer_ade20k_swin_tiny"

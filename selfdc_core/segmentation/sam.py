@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import MissingWeightsError, check_rgb, resolve_device
+from selfdc_core.devices import resolve_device
+
+from .common import MissingWeightsError, check_rgb
 from .relabel import paint_masks
 
 # The official checkpoints of the segment-anything release, by model type.

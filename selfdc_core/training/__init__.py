@@ -1,15 +1,13 @@
-"""Training library behind training/train.py: config, checkpoints, data loading, the trainer, DDP."""
+"""Training library behind training/train.py: config, data loading, the trainer, DDP.
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+Checkpoint files are read and written by `selfdc_core.model_io`."""
+
 from .config import DEFAULTS, load_config, save_config
 
 __all__ = [
     "DEFAULTS",
-    "CheckpointError",
     "Trainer",
-    "load_checkpoint",
     "load_config",
-    "save_checkpoint",
     "save_config",
 ]
 

@@ -52,6 +52,7 @@ DEFAULTS: dict = {
         "num_images": 4,  # example images per validation in TensorBoard
         "max_nan_batches": 20,  # stop after this many consecutive non-finite losses
         "progress": True,  # tqdm progress bars
+        "sanity_steps": 10,  # warn if modules get no gradient / the loss is 0 in these first steps (0: off)
     },
     "segmentation": {
         "generator": "fallback",  # generator training/make_masks.py runs (sam | oneformer | fallback)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from selfdc_core.inference import resolve_device
+from selfdc_core.model_io import resolve_device
 
 
 @dataclass

@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Dataset
 
-from selfdc_core.data.base import make_sample
-from selfdc_core.data.sampling import file_rng, training_rng
-from selfdc_core.data.transforms import AugmentConfig, PixelTransform, color_jitter, sample_augmentation
-from selfdc_core.segmentation.source import optional_segment_source
+from selfdc_core.data.frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 
 from .cache import SampleCache
 from .extract import extract_bag
@@ -45,7 +41,7 @@ def time_split(stamps: np.ndarray, split: str, val_fraction: float) -> np.ndarra
     return chosen
 
 
-class RosbagDataset(Dataset):
+class RosbagDataset(FrameDataset):
     """Samples of a rosbag2 in the common format (see selfdc_core.data.base), via an extraction cache.
 
     Args:
@@ -63,6 +59,8 @@ class RosbagDataset(Dataset):
         segments_root, segment_fallback: pseudo-labels (see selfdc_core.segmentation.SegmentSource).
         seed: seeds the (optional) augmentation of non-training splits.
         progress: progress bar during extraction.
+        skip_bad: log, count (`skipped`) and skip unreadable cached samples instead of raising.
+        min_depth, max_depth: sparse depths outside this range are dropped and counted (`dropped_depths`).
     """
 
     def __init__(
@@ -88,7 +86,13 @@ class RosbagDataset(Dataset):
         segment_fallback=None,
         seed: int = 0,
         progress: bool = True,
+        skip_bad: bool = False,
+        min_depth: float = 0.0,
+        max_depth: float = DEFAULT_MAX_DEPTH,
     ):
+        super().__init__(split=split, augment=augment, seed=seed, skip_bad=skip_bad,
+                         segments_root=segments_root, segment_fallback=segment_fallback,
+                         min_depth=min_depth, max_depth=max_depth)
         if with_gt not in (True, False, "auto"):
             raise ValueError(f"with_gt must be true, false or 'auto', got {with_gt!r}")
         path = resolve_bag_path(bag)
@@ -99,8 +103,6 @@ class RosbagDataset(Dataset):
             occlusion_filter=occlusion_filter,
         )
         self.size = None if size is None else self._check_size(size)
-        self.split, self.seed = split, int(seed)
-        self.augment = AugmentConfig.resolve(augment, default=split == "train")
         self.cache_root = Path(cache_root) if cache_root is not None else path.parent / "selfdc_cache"
         self.index = extract_bag(path, self.cache_root, self.settings, progress=progress)
         self.cache = SampleCache.at(self.index["dir"], path.name)
@@ -115,8 +117,6 @@ class RosbagDataset(Dataset):
         all_samples = self.index["samples"]
         chosen = time_split(np.array([s["stamp"] for s in all_samples]), split, val_fraction)
         self.samples = [all_samples[i] for i in chosen]
-        self.segments_root, self.segment_fallback = segments_root, segment_fallback
-        self._segment_source = optional_segment_source(segments_root, segment_fallback)
 
     @staticmethod
     def _check_size(size) -> tuple[int, int]:
@@ -128,12 +128,6 @@ class RosbagDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _index(self, i: int) -> int:
-        n = len(self.samples)
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
-            raise IndexError(f"index {i!r} out of range for RosbagDataset with {n} samples")
-        return int(i) % n
-
     def key(self, i: int) -> str:
         return self.samples[self._index(i)]["key"]
 
@@ -144,39 +138,27 @@ class RosbagDataset(Dataset):
     def raw_rgb(self, i: int) -> np.ndarray:
         return self.cache.read(self.stamp(i))["rgb"]
 
-    def _segments(self, key: str, rgb: np.ndarray) -> np.ndarray | None:
-        return None if self._segment_source is None else self._segment_source.get(key, rgb)
+    def source(self, i: int) -> str:
+        return str(self.cache.sample_path(self.stamp(i)))
 
-    def __getitem__(self, i: int) -> dict:
-        entry = self.samples[self._index(i)]
-        data = self.cache.read(entry["stamp"])
-        rgb, sparse, K = data["rgb"], data["sparse"], data["K"]
-        rng = training_rng() if self.split == "train" else file_rng(entry["key"], self.seed)
-        tf = PixelTransform(K, *rgb.shape[:2])
-        params = sample_augmentation(self.augment, rng) if self.augment is not None else None
-        if params is not None:
-            tf.apply_augmentation(params)
+    def place(self, tf, params, rng) -> None:
+        stored_h, stored_w = tf.source_shape  # as recorded, before augmentation
         if self.size is not None:
             h, w = self.size
-            scale = max(h / rgb.shape[0], w / rgb.shape[1])  # cover the target, then crop the excess
+            scale = max(h / stored_h, w / stored_w)  # cover the target, then crop the excess
             tf.resize(scale).center_crop(h, w)
         else:
-            tf.center_crop(*rgb.shape[:2])
-        rgb_out = tf.apply_image(rgb)
-        if params is not None:
-            rgb_out = color_jitter(rgb_out, params)
-        raw_segments = self._segments(entry["key"], rgb)
-        gt = None
-        if self.with_gt:
-            if "gt" not in data:
-                raise ValueError(f"cached sample {self.cache.sample_path(entry['stamp'])} has no GT depth")
-            gt = tf.apply_dense_depth(data["gt"])
-        sample = make_sample(
-            entry["key"], rgb_out, tf.apply_sparse_depth(sparse), tf.K,
-            segments=tf.apply_nearest(raw_segments) if raw_segments is not None else None, gt=gt,
+            tf.center_crop(stored_h, stored_w)
+
+    def read(self, i: int) -> RawFrame:
+        entry = self.samples[i]
+        data = self.cache.read(entry["stamp"])
+        if self.with_gt and "gt" not in data:
+            raise ValueError(f"cached sample {self.cache.sample_path(entry['stamp'])} has no GT depth")
+        return RawFrame(
+            rgb=data["rgb"], sparse=data["sparse"], K=data["K"], gt=data["gt"] if self.with_gt else None,
+            extras={"stamp": int(entry["stamp"])},  # camera stamp in ns (collates to an int64 tensor)
         )
-        sample["stamp"] = int(entry["stamp"])  # camera stamp in ns (collates to an int64 tensor)
-        return sample
 
     def __repr__(self) -> str:
         return (f"RosbagDataset({self.cache.bag_name!r}, split={self.split!r}, {len(self)} samples, "

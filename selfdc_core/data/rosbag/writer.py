@@ -159,6 +159,27 @@ class SyntheticBag:
     frames: list = field(default_factory=list)  # the SyntheticFrames, when keep_frames
 
 
+def _write_tf_static(bag: BagWriter, stamp: int, T_cam_lidar: np.ndarray) -> None:
+    """base_link -> camera_link -> camera optical frame, and base_link -> LiDAR, on /tf_static."""
+    T_link_optical = np.eye(4)
+    T_link_optical[:3, :3] = R_LINK_OPTICAL
+    T_base_optical = T_BASE_CAMERA_LINK @ T_link_optical
+    bag.tf_static(stamp, [
+        ("base_link", "camera_link", T_BASE_CAMERA_LINK),
+        ("camera_link", CAMERA_FRAME, T_link_optical),
+        ("base_link", LIDAR_FRAME, T_base_optical @ T_cam_lidar),
+    ])
+
+
+def _check_bag_options(path, sparse: str, compressed: str | None) -> None:
+    if sparse not in ("pointcloud", "depth_image"):
+        raise ValueError(f"sparse must be 'pointcloud' or 'depth_image', got {sparse!r}")
+    if compressed not in (None, "jpeg", "png"):
+        raise ValueError(f"compressed must be null, 'jpeg' or 'png', got {compressed!r}")
+    if Path(path).exists():
+        raise FileExistsError(f"{path} exists; rosbag2 writers never overwrite a recording")
+
+
 def write_synthetic_bag(
     path,
     num_frames: int,
@@ -188,12 +209,7 @@ def write_synthetic_bag(
     sparse: "pointcloud" (/lidar/points) or "depth_image" (a `tof_zones` ToF on /tof/depth, 16UC1 mm).
     drop_images: frame indices recorded without their camera image (their LiDAR sweep has no partner).
     """
-    if sparse not in ("pointcloud", "depth_image"):
-        raise ValueError(f"sparse must be 'pointcloud' or 'depth_image', got {sparse!r}")
-    if compressed not in (None, "jpeg", "png"):
-        raise ValueError(f"compressed must be null, 'jpeg' or 'png', got {compressed!r}")
-    if Path(path).exists():
-        raise FileExistsError(f"{path} exists; rosbag2 writers never overwrite a recording")
+    _check_bag_options(path, sparse, compressed)
     drop = set(drop_images)
     period = int(round(1e9 / rate_hz))
     delay = int(round(lidar_delay_s * 1e9))
@@ -206,21 +222,11 @@ def write_synthetic_bag(
             if i == 0 and sparse == "pointcloud":
                 out.T_cam_lidar = frame.T_cam_lidar
                 if tf_static:
-                    T_link_optical = np.eye(4)
-                    T_link_optical[:3, :3] = R_LINK_OPTICAL
-                    T_base_optical = T_BASE_CAMERA_LINK @ T_link_optical
-                    bag.tf_static(t - period, [
-                        ("base_link", "camera_link", T_BASE_CAMERA_LINK),
-                        ("camera_link", CAMERA_FRAME, T_link_optical),
-                        ("base_link", LIDAR_FRAME, T_base_optical @ frame.T_cam_lidar),
-                    ])
+                    _write_tf_static(bag, t - period, frame.T_cam_lidar)
             if keep_frames:
                 out.frames.append(frame)
             if i not in drop:
-                if compressed:
-                    bag.compressed_image("/camera/image/compressed", t, frame.rgb, compressed)
-                else:
-                    bag.image("/camera/image", t, frame.rgb, "rgb8")
+                _write_image(bag, t, frame.rgb, compressed)
                 out.image_stamps.append(t)
             bag.camera_info("/camera/camera_info", t, frame.K, height, width)
             if with_gt:
@@ -232,6 +238,14 @@ def write_synthetic_bag(
                 bag.image("/tof/depth", t + delay, np.round(tof * 1000).astype(np.uint16), "16UC1")
             out.sparse_stamps.append(t + delay)
     return out
+
+
+def _write_image(bag: BagWriter, stamp: int, rgb: np.ndarray, compressed: str | None) -> None:
+    """The camera image: raw rgb8 on /camera/image, or jpeg/png on /camera/image/compressed."""
+    if compressed:
+        bag.compressed_image("/camera/image/compressed", stamp, rgb, compressed)
+    else:
+        bag.image("/camera/image", stamp, rgb, "rgb8")
 
 
 def main(argv=None) -> int:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import fields
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from selfdc_core.geometry import filter_occluded_points, project_points
-from selfdc_core.segmentation.source import optional_segment_source
 
-from ..base import make_sample
+from ..frame_dataset import DEFAULT_MAX_DEPTH, FrameDataset, RawFrame
 from .environments import get_environment
 from .frame import SyntheticFrame, check_index, frame_rngs, render_frame
 from .lidar import LidarConfig
@@ -21,7 +19,7 @@ SPARSE_KINDS = ("lidar", "tof", "random")
 SEGMENT_KINDS = (None, "oracle")
 
 
-class SyntheticScenes(Dataset):
+class SyntheticScenes(FrameDataset):
     """`num_frames` frames, frame i rendered on the fly from (environment, seed, i); no files needed.
 
     sparse        "lidar": the simulated LiDAR projected into the camera (z-buffer, then the
@@ -36,6 +34,7 @@ class SyntheticScenes(Dataset):
                   from `segments_root` (LabelCache of training/make_masks.py) and/or the
                   `segment_fallback` generator, or no segments when neither is set.
     cache         keep rendered frames in memory (per worker process).
+    skip_bad, min_depth, max_depth   as for every dataset (see frame_dataset.py).
     """
 
     def __init__(
@@ -58,7 +57,12 @@ class SyntheticScenes(Dataset):
         lidar_config: dict | None = None,
         shadows: bool = False,
         cache: bool = False,
+        skip_bad: bool = False,
+        min_depth: float = 0.0,
+        max_depth: float = DEFAULT_MAX_DEPTH,
     ):
+        super().__init__(augment=False, seed=0, skip_bad=skip_bad, segments_root=segments_root,
+                         segment_fallback=segment_fallback, min_depth=min_depth, max_depth=max_depth)
         if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
             raise ValueError(f"num_frames must be a positive integer, got {num_frames!r}")
         self.seed = check_index("seed", seed)
@@ -85,8 +89,6 @@ class SyntheticScenes(Dataset):
             tof_max_range,
         )
         self.shadows, self.cache = shadows, cache
-        self.segments_root, self.segment_fallback = segments_root, segment_fallback
-        self._segment_source = optional_segment_source(segments_root, segment_fallback)
         self._frames: dict[int, SyntheticFrame] = {}
 
     @staticmethod
@@ -107,13 +109,6 @@ class SyntheticScenes(Dataset):
 
     def __len__(self) -> int:
         return self.num_frames
-
-    def _index(self, i) -> int:
-        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"index must be an integer, got {type(i).__name__}")
-        if not -self.num_frames <= i < self.num_frames:
-            raise IndexError(f"index {i} out of range for {self.num_frames} synthetic frames")
-        return int(i) % self.num_frames
 
     def key(self, i: int) -> str:
         return f"synthetic/{self.environment}/seed{self.seed}/{self._index(i):06d}"
@@ -162,26 +157,16 @@ class SyntheticScenes(Dataset):
             )
         return random_sparse_depth(frame.depth, self.num_samples, rng)
 
-    def _segments(self, i: int, frame: SyntheticFrame):
+    def read(self, i: int) -> RawFrame:
+        """Rendered at the output size, so the dataset neither augments nor places it."""
+        frame = self.frame(i)
+        oracle = None
         if self.segments == "oracle":
             from selfdc_core.segmentation.relabel import rank_regions_by_area
 
-            return rank_regions_by_area(frame.object_ids)
-        if self._segment_source is None:
-            return None
-        return self._segment_source.get(self.key(i), frame.rgb)
-
-    def __getitem__(self, i: int) -> dict:
-        frame = self.frame(i)
-        gt = frame.depth if self.with_gt else None
-        return make_sample(
-            self.key(i),
-            frame.rgb,
-            self.sparse_depth(i, frame),
-            frame.K,
-            segments=self._segments(i, frame),
-            gt=gt,
-        )
+            oracle = rank_regions_by_area(frame.object_ids)
+        return RawFrame(rgb=frame.rgb, sparse=self.sparse_depth(i, frame), K=frame.K,
+                        gt=frame.depth if self.with_gt else None, segments=oracle)
 
     def __repr__(self) -> str:
         return (

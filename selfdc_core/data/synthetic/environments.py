@@ -1,7 +1,7 @@
 """Environment families: the parameter ranges a scene is drawn from.
 
 Each family has its own room sizes, object mix, palettes and texture preferences, so a
-model trained on one family meets a real domain shift on another (field adaptation, issue 6).
+model trained on one family meets a real domain shift on another (field adaptation).
 """
 
 from __future__ import annotations

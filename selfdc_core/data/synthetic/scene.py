@@ -185,6 +185,33 @@ def _sample_materials(rng: np.random.Generator, spec: EnvironmentSpec, num_objec
     )
 
 
+def _camera_pose(rng: np.random.Generator, room: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """T_world_cam looking roughly towards the room's interior, not at a wall right in front: the
+    first candidate heading with min(3 m, half the best) of free floor ahead."""
+    to_centre = np.arctan2(room[1] / 2 - position[1], room[0] / 2 - position[0])
+    yaws = to_centre + rng.uniform(-0.6, 0.6, size=8) * np.pi
+    heading = np.stack([np.cos(yaws), np.sin(yaws)], axis=1)
+    heading = np.where(np.abs(heading) < 1e-9, 1e-9, heading)
+    free = np.min((np.where(heading > 0, room[:2], 0.0) - position[:2]) / heading, axis=1)
+    ok = free >= min(3.0, 0.5 * free.max())
+    yaw = yaws[int(np.argmax(ok))]
+    pitch = np.deg2rad(np.clip(rng.normal(-5.0, 6.0), -20.0, 10.0))
+    roll = np.deg2rad(rng.normal(0.0, 2.0))
+    T_world_cam = np.eye(4)
+    T_world_cam[:3, :3] = camera_rotation(yaw, pitch, roll)
+    T_world_cam[:3, 3] = position
+    return T_world_cam
+
+
+def _ceiling_light(rng: np.random.Generator, room: np.ndarray, parts: dict) -> np.ndarray:
+    """A ceiling light kept out of objects (a light inside a pillar would black out the room)."""
+    lights = np.empty((16, 3))
+    lights[:, :2] = room[:2] * rng.uniform(0.2, 0.8, size=(16, 2))
+    lights[:, 2] = room[2] - 0.2
+    light_dist = object_distances(lights, parts)
+    return lights[int(np.argmax(light_dist.min(axis=1)))] if light_dist.shape[1] else lights[0]
+
+
 def make_scene(rng: np.random.Generator, spec: EnvironmentSpec) -> Scene:
     """Draw one scene and a camera pose inside it from `rng`."""
     room = rng.uniform(spec.room_size[0], spec.room_size[1])
@@ -213,29 +240,8 @@ def make_scene(rng: np.random.Generator, spec: EnvironmentSpec) -> Scene:
         cylinder_z=cylinder_z[keep_cyl],
     )
     num_objects = int(keep.sum())
-
-    # look roughly towards the room's interior, and not at a wall right in front: take the first
-    # candidate heading with min(3 m, half the best) of free floor ahead
-    to_centre = np.arctan2(room[1] / 2 - position[1], room[0] / 2 - position[0])
-    yaws = to_centre + rng.uniform(-0.6, 0.6, size=8) * np.pi
-    heading = np.stack([np.cos(yaws), np.sin(yaws)], axis=1)
-    heading = np.where(np.abs(heading) < 1e-9, 1e-9, heading)
-    free = np.min((np.where(heading > 0, room[:2], 0.0) - position[:2]) / heading, axis=1)
-    ok = free >= min(3.0, 0.5 * free.max())
-    yaw = yaws[int(np.argmax(ok))]
-    pitch = np.deg2rad(np.clip(rng.normal(-5.0, 6.0), -20.0, 10.0))
-    roll = np.deg2rad(rng.normal(0.0, 2.0))
-    T_world_cam = np.eye(4)
-    T_world_cam[:3, :3] = camera_rotation(yaw, pitch, roll)
-    T_world_cam[:3, 3] = position
-
-    # a ceiling light, kept out of objects (a light inside a pillar would black out the room)
-    lights = np.empty((16, 3))
-    lights[:, :2] = room[:2] * rng.uniform(0.2, 0.8, size=(16, 2))
-    lights[:, 2] = room[2] - 0.2
-    light_dist = object_distances(lights, parts)
-    light = lights[int(np.argmax(light_dist.min(axis=1)))] if light_dist.shape[1] else lights[0]
-
+    T_world_cam = _camera_pose(rng, room, position)
+    light = _ceiling_light(rng, room, parts)
     f32 = {k: v.astype(np.float32) for k, v in parts.items()}
     return Scene(
         environment=spec.name,

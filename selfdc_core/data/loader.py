@@ -1,4 +1,4 @@
-"""Data loading that makes resumed runs exact.
+"""Data loading that makes resumed runs (and repeated evaluations) exact.
 
 Every item is produced under RNGs seeded from (seed, epoch, index), so an item's random
 augmentation and sparse sampling do not depend on the worker that loads it, on the number of

@@ -1,6 +1,6 @@
-"""Slow, obviously-correct loop implementations of the SelfDC losses (issue 2 definitions).
+"""Slow, obviously-correct loop implementations of the SelfDC losses as the paper defines them.
 
-Used by test_losses.py as the ground truth and by bench/bench_losses.py as the "loop version".
+The test suite uses them as the ground truth and bench/bench_losses.py as the "loop version".
 Loops run over samples, windows and segments in plain Python; the gradient quantities are
 written out per window / per segment from the depth itself, independently of selfdc_core.
 """

@@ -1,0 +1,120 @@
+"""Bilinear sampling at deformable 3x3 kernel positions, planned once and reused.
+
+deform_conv2d recomputes the four bilinear corners of every tap each time it runs. NLSPN's offsets are
+the same for all propagation steps, so here they are turned once into
+  * `top_left` (B, H*W, 9) int32: each tap's top-left corner in the flat, zero-bordered (H+2)x(W+2)
+    map; the other corners are at fixed shifts from it (+1, +W+2, +W+3), so one index array serves all
+    four;
+  * separable bilinear factors, whose products are the corner weights, zero for corners outside the
+    image: exactly deform_conv2d's zero padding.
+All arrays are (B, H*W, 9) and contiguous, so every elementwise op on them runs at full speed, and
+sampling is one gather per corner: standard ONNX ops (Pad, GatherElements, Mul, Add), no DeformConv.
+
+Taps are row-major over the 3x3 kernel and offsets are (dy, dx) per tap, as in deform_conv2d.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+KERNEL = 3
+TAPS = KERNEL * KERNEL
+CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row, column) of top-left, top-right, bottom-left, bottom-right
+
+
+def bordered(values: Tensor) -> Tensor:
+    """(B,1,H,W) -> (B, (H+2)*(W+2)): the map with a one-pixel zero border, flattened."""
+    return F.pad(values, (1, 1, 1, 1)).flatten(1)
+
+
+def unbordered(flat: Tensor, height: int, width: int) -> Tensor:
+    """Inverse of `bordered` for gradients: (B, (H+2)*(W+2)) -> (B,1,H,W), the border dropped."""
+    return flat.view(-1, 1, height + 2, width + 2)[:, :, 1:-1, 1:-1]
+
+
+@lru_cache(maxsize=8)
+def _tap_grid(height: int, width: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Regular (y, x) position of every tap of every pixel, (H*W, 9) each."""
+    flat = torch.arange(height * width * TAPS, device=device)
+    pixel, tap = flat // TAPS, flat % TAPS
+    y = (pixel // width + tap // KERNEL - 1).to(dtype).view(-1, TAPS)
+    x = (pixel % width + tap % KERNEL - 1).to(dtype).view(-1, TAPS)
+    return y, x
+
+
+@dataclass(frozen=True)
+class CornerFactors:
+    """Where the 9 taps of every pixel sample, and the separable bilinear weights of their corners.
+
+    The weight of corner (cy, cx) is row[cy] * col[cx]: row = (1 - fy, fy), each zeroed where that
+    corner row lies outside the image; inside_row holds those 0/1 masks, which are also d row / d y up
+    to the signs (-1, +1). col and inside_col likewise along x. All (B, H*W, 9).
+    """
+
+    top_left: Tensor
+    row: tuple[Tensor, Tensor]
+    col: tuple[Tensor, Tensor]
+    inside_row: tuple[Tensor, Tensor]
+    inside_col: tuple[Tensor, Tensor]
+    height: int
+    width: int
+
+    @classmethod
+    def from_offsets(cls, offsets: Tensor) -> CornerFactors:
+        """offsets (B,18,H,W) as (dy, dx) per tap, relative to the tap's regular grid position."""
+        batch, _, height, width = offsets.shape
+        off = offsets.reshape(batch, TAPS, 2, height * width).permute(2, 0, 3, 1).contiguous()  # (2,B,HW,9)
+        grid_y, grid_x = _tap_grid(height, width, offsets.dtype, offsets.device)
+        y, x = off[0] + grid_y, off[1] + grid_x
+        y0, x0 = torch.floor(y), torch.floor(x)
+
+        def factors(first: Tensor, frac: Tensor, size: int):
+            inside = (((first >= 0) & (first < size)).to(frac.dtype),
+                      ((first >= -1) & (first < size - 1)).to(frac.dtype))
+            return ((1 - frac) * inside[0], frac * inside[1]), inside
+
+        row, inside_row = factors(y0, y - y0, height)
+        col, inside_col = factors(x0, x - x0, width)
+        # Clamp so that every read stays inside the zero border; clamped corners have weight 0.
+        top_left = (y0.clamp(-1, height - 1) + 1) * (width + 2) + (x0.clamp(-1, width - 1) + 1)
+        return cls(top_left.to(torch.int32), row, col, inside_row, inside_col, height, width)
+
+    @property
+    def shifts(self) -> tuple[int, int, int, int]:
+        """Flat distance of each corner from the top-left one, in CORNERS order."""
+        row_length = self.width + 2
+        return tuple(cy * row_length + cx for cy, cx in CORNERS)
+
+    def weights(self) -> list[Tensor]:
+        """Corner weights in CORNERS order, (B, H*W, 9) each."""
+        return [self.row[cy] * self.col[cx] for cy, cx in CORNERS]
+
+    def detached(self) -> CornerFactors:
+        return CornerFactors(self.top_left, *(tuple(t.detach() for t in pair) for pair in
+                                              (self.row, self.col, self.inside_row, self.inside_col)),
+                             self.height, self.width)
+
+    def sample(self, values: Tensor, weights: list[Tensor] | None = None) -> Tensor:
+        """Weighted corner sums at every tap of (B,1,H,W) values -> (B, H*W, 9), by plain gathers."""
+        flat = bordered(values)
+        index = self.top_left.flatten(1).long()
+        total = None
+        for shift, weight in zip(self.shifts, self.weights() if weights is None else weights, strict=True):
+            term = flat.gather(1, index + shift).view_as(weight) * weight
+            total = term if total is None else total + term
+        return total
+
+
+def taps_to_channels(per_tap: Tensor, height: int, width: int) -> Tensor:
+    """(B, H*W, 9) -> (B, 9, H, W)."""
+    return per_tap.transpose(1, 2).reshape(per_tap.shape[0], TAPS, height, width)
+
+
+def channels_to_taps(channels: Tensor) -> Tensor:
+    """(B, 9, H, W) -> (B, H*W, 9), contiguous."""
+    return channels.flatten(2).transpose(1, 2).contiguous()
