@@ -12,6 +12,7 @@ import numpy as np
 
 __all__ = [
     "as_projection_matrix",
+    "check_rigid_transform",
     "crop_intrinsics",
     "filter_occluded_points",
     "flip_intrinsics",
@@ -19,6 +20,7 @@ __all__ = [
     "project_points",
     "resize_sparse_depth",
     "scale_intrinsics",
+    "scatter_nearest",
     "transform_points",
 ]
 
@@ -50,6 +52,27 @@ def make_transform(translation, rotation) -> np.ndarray:
     return T
 
 
+def check_rigid_transform(T, name: str = "transform", tol: float = 1e-4) -> np.ndarray:
+    """T as a 4x4 float64 rigid transform (rotation + translation); ValueError naming `name` otherwise.
+
+    A scale or shear in an extrinsic matrix moves every point; it is never what a sensor mount means.
+    """
+    T = np.asarray(T, dtype=np.float64)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        raise ValueError(f"{name} must be a finite 4x4 matrix, got shape {T.shape}")
+    if not np.allclose(T[3], [0, 0, 0, 1], atol=tol):
+        raise ValueError(f"{name} must have last row 0 0 0 1, got {T[3].tolist()}")
+    R = T[:3, :3]
+    if not np.allclose(R @ R.T, np.eye(3), atol=tol) or np.linalg.det(R) < 0:
+        scales = np.linalg.svd(R, compute_uv=False)
+        raise ValueError(
+            f"{name} is not rigid: its 3x3 part must be a rotation (orthonormal, det +1), "
+            "got singular values "
+            f"{np.round(scales, 6).tolist()} and det {np.linalg.det(R):.6g}"
+        )
+    return T
+
+
 def transform_points(points: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Apply a 4x4 transform to (N,3) points; returns float32 (N,3)."""
     pts = np.asarray(points)
@@ -71,8 +94,9 @@ def as_projection_matrix(K: np.ndarray) -> np.ndarray:
     raise ValueError(f"intrinsics must be 3x3 (K) or 3x4 (P), got {K.shape}")
 
 
-def _zbuffer(lin_index: np.ndarray, depth: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Scatter depths to a flat pixel index; where several land on one pixel the nearest wins."""
+def scatter_nearest(lin_index: np.ndarray, depth: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H,W) map of depths scattered to flat pixel indices; where several land on one pixel the nearest
+    wins (a z-buffer); 0 elsewhere."""
     buf = np.full(height * width, np.inf, dtype=np.float32)
     np.minimum.at(buf, lin_index, depth.astype(np.float32, copy=False))
     buf[np.isinf(buf)] = 0.0
@@ -124,7 +148,7 @@ def project_points(
     inside = np.flatnonzero((z > min_depth) & (w > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height))
     # u, v >= 0 here, so truncation is the floor: pixel centres sit at integer coordinates.
     lin = v[inside].astype(np.int64) * width + u[inside].astype(np.int64)
-    return _zbuffer(lin, z[inside], height, width)
+    return scatter_nearest(lin, z[inside], height, width)
 
 
 def filter_occluded_points(
@@ -196,4 +220,4 @@ def resize_sparse_depth(sparse: np.ndarray, height: int, width: int) -> np.ndarr
     sy, sx = height / d.shape[0], width / d.shape[1]
     nu = np.minimum(np.floor((u + 0.5) * sx).astype(np.int64), width - 1)
     nv = np.minimum(np.floor((v + 0.5) * sy).astype(np.int64), height - 1)
-    return _zbuffer(nv * width + nu, d[v, u], height, width)
+    return scatter_nearest(nv * width + nu, d[v, u], height, width)

@@ -14,6 +14,8 @@ eval mode, under fp16 autocast on CUDA.
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 import cv2
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from selfdc_core.geometry import resize_sparse_depth
+from selfdc_core.inference_limits import InferenceLimits, warn_throttled
 from selfdc_core.model_io import CheckpointError, load_checkpoint, load_model_weights, resolve_device
 
 __all__ = ["BACKENDS", "DepthCompleter", "CheckpointError", "model_file_kind", "resolve_device"]
@@ -59,9 +62,10 @@ def _checkpoint_model(path: str | Path) -> torch.nn.Module:
 def _check_size(input_size) -> tuple[int, int] | None:
     if input_size is None:
         return None
-    size = tuple(int(v) for v in input_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"input_size must be (height, width) with positive values, got {input_size!r}")
+    values = tuple(input_size)
+    if len(values) != 2 or not all(float(v).is_integer() and v >= 1 for v in values):
+        raise ValueError(f"input_size must be (height, width) with positive integers, got {input_size!r}")
+    size = tuple(int(v) for v in values)
     return size
 
 
@@ -74,7 +78,14 @@ def drop_segmentation_branch(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class DepthCompleter:
-    """Runs a SelfDC model on numpy inputs: uint8 RGB (H,W,3) and sparse depth (H,W) in metres."""
+    """Runs a SelfDC model on numpy inputs: uint8 RGB (H,W,3) and sparse depth (H,W) in metres.
+
+    `limits` (InferenceLimits, replaceable) bound the network input size and the sparse depth
+    range; `sparse_dropped` counts the sparse depths dropped as out of range.
+    """
+
+    limits = InferenceLimits()
+    sparse_dropped = 0
 
     def __init__(self, model: torch.nn.Module, device="auto", input_size=None, fp16: bool | None = None):
         self.device = resolve_device(device)
@@ -130,8 +141,12 @@ class DepthCompleter:
             raise ValueError("sparse contains negative depths; depths are metres >= 0 (0 = no measurement)")
 
     def _to_tensors(self, rgb: np.ndarray, sparse: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.input_size is not None and self.input_size != rgb.shape[:2]:
-            h, w = self.input_size
+        size = self.limits.network_size(*rgb.shape[:2], self.input_size)
+        if size != rgb.shape[:2]:
+            if self.input_size is None:  # once per camera size
+                text = self.limits.downscale_message(rgb.shape[:2], size)
+                self._warn(text, text, math.inf)
+            h, w = size
             shrink = h < rgb.shape[0]
             rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
             sparse = resize_sparse_depth(sparse, h, w)
@@ -146,6 +161,9 @@ class DepthCompleter:
             rgb_t = rgb_t.contiguous(memory_format=torch.channels_last)
         return rgb_t, sparse_t
 
+    def _warn(self, key: str, text: str, period_s: float = 10.0) -> None:
+        warn_throttled(logging.getLogger(__name__), vars(self).setdefault("_warned", {}), key, text, period_s)
+
     @torch.inference_mode()
     def predict(self, rgb: torch.Tensor, sparse: torch.Tensor) -> dict:
         """Model outputs for batched tensors already on the device (rgb [0,1] (B,3,H,W), sparse (B,1,H,W))."""
@@ -155,6 +173,11 @@ class DepthCompleter:
     def complete(self, rgb: np.ndarray, sparse: np.ndarray, return_confidence: bool = False):
         """Dense depth (H,W) float32 metres at the input resolution; with `(depth, confidence)` optionally."""
         self._validate(rgb, sparse)
+        sparse, dropped, hint = self.limits.clean_sparse(sparse)
+        if dropped:
+            self.sparse_dropped += dropped
+            text = self.limits.drop_message(dropped, self.sparse_dropped, hint)
+            self._warn("sparse_units" if hint else "sparse_out_of_range", text)
         height, width = rgb.shape[:2]
         out = self.predict(*self._to_tensors(rgb, sparse))
         maps = [out["depth"]]

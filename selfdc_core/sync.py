@@ -1,9 +1,9 @@
 """Approximate time synchronisation of N message streams, without ROS.
 
 This is the policy of message_filters' ApproximateTimeSynchronizer (the C++
-`ApproximateTime` policy): message_filters is optional at run time and bags are read without
-ROS. It is shared by the ROS node
-and the rosbag dataset, so that recorded and live data are paired the same way.
+`ApproximateTime` policy), written in plain Python: message_filters is optional at run
+time, and bags are read without ROS. It is shared by the ROS node and the rosbag dataset,
+so that recorded and live data are paired the same way.
 
 How a set is chosen: once every input has a queued message, the input whose oldest
 queued message is the latest is the *pivot*; its oldest message must be in the next set.
@@ -19,19 +19,70 @@ Beyond message_filters:
   inserted in stamp order and the current set search restarts; a message not newer than
   the last one emitted on its input can no longer be used and is dropped (`stale`);
 - a repeated stamp on one input is dropped (`duplicate`), so sets never share a stamp;
-- every dropped message is counted per input and per reason (`stats`).
+- time jumps (`jump_threshold` seconds): a message more than that older than the last set
+  on its input means the clock went back (a bag loop, a simulation reset): the
+  synchroniser restarts, like ROS's time-jump handling, instead of calling every later
+  message `stale`. A message more than that older than the newest one queued on its own
+  input shows that the newer ones were stamped in the future: they are evicted
+  (`future_outlier`). While the front of one input is more than `jump_threshold` ahead of
+  everything another input has sent, the others are not dropped on its account: they
+  wait (bounded by `queue_size`) until that input comes back or the others catch up;
+- every dropped message is counted per input and per reason (`stats`), and per input the
+  stamp gaps that reveal lost messages are counted (`stats.gaps`, `stats.input_rates`);
+- events worth a warning (a restart, an eviction) are queued as (kind, text) for the caller
+  to log (`pop_notices`), and `describe_stall` names why no set is being completed.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ApproximateTimeSynchronizer", "SyncStats", "synchronize"]
+__all__ = ["ApproximateTimeSynchronizer", "StampGaps", "SyncStats", "synchronize"]
 
 Message = tuple[int, Any]  # (stamp_ns, payload)
+
+
+class StampGaps:
+    """Lost messages of one input, seen as gaps in its stamps.
+
+    The nominal period is the lower quartile of the last `window` positive stamp steps (a
+    quartile, not the median, so it holds while up to half the steps lose messages); a step of
+    more than `factor` periods counts round(step / period) - 1 missed messages. Steps that
+    are not positive (out of order) or longer than `jump_ns` (a time jump) are not gaps.
+    """
+
+    def __init__(self, jump_ns: int, window: int = 32, factor: float = 1.5, min_steps: int = 8):
+        self.jump_ns, self.factor, self.min_steps = jump_ns, factor, min_steps
+        self._steps: deque[int] = deque(maxlen=window)
+        self._last: int | None = None
+        self.gaps = 0  # steps that lost at least one message
+        self.missed = 0  # estimated messages lost in those gaps
+
+    @property
+    def period_ns(self) -> int | None:
+        if len(self._steps) < self.min_steps:
+            return None
+        return sorted(self._steps)[len(self._steps) // 4]
+
+    def add(self, stamp_ns: int) -> int:
+        """Record a received stamp; return the messages it shows were missed before it."""
+        last = self._last
+        if last is None or stamp_ns > last or last - stamp_ns > self.jump_ns:  # newer, or a jump back
+            self._last = stamp_ns
+        if last is None or not 0 < stamp_ns - last <= self.jump_ns:
+            return 0
+        step, period = stamp_ns - last, self.period_ns
+        self._steps.append(step)
+        if period is None or step <= self.factor * period:
+            return 0
+        missed = max(1, round(step / period) - 1)
+        self.gaps += 1
+        self.missed += missed
+        return missed
 
 
 @dataclass
@@ -42,14 +93,31 @@ class SyncStats:
     emitted_sets: int = 0
     # Per input: messages that left the queues without being part of a set, by reason.
     dropped: dict[str, list[int]] = field(default_factory=dict)
+    time_jumps: int = 0  # restarts after the stamps went back
+    gaps: list[StampGaps] = field(default_factory=list)
 
-    def drop(self, reason: str, index: int) -> None:
-        self.dropped.setdefault(reason, [0] * len(self.received))[index] += 1
+    def drop(self, reason: str, index: int, count: int = 1) -> None:
+        self.dropped.setdefault(reason, [0] * len(self.received))[index] += count
 
     def total_dropped(self, reason: str | None = None) -> int:
         if reason is not None:
             return sum(self.dropped.get(reason, ()))
         return sum(sum(v) for v in self.dropped.values())
+
+    def input_rates(self, names) -> dict[str, dict]:
+        """Per input: messages received, stamp gaps, estimated messages missed, nominal rate (Hz)
+        from the stamp period (None until enough messages), and the fraction that arrived."""
+        out = {}
+        for name, received, g in zip(names, self.received, self.gaps, strict=True):
+            period = g.period_ns
+            out[name] = {
+                "received": received,
+                "stamp_gaps": g.gaps,
+                "missed": g.missed,
+                "expected_hz": None if period is None else 1e9 / period,
+                "received_fraction": received / (received + g.missed) if received else None,
+            }
+        return out
 
 
 class ApproximateTimeSynchronizer:
@@ -57,23 +125,42 @@ class ApproximateTimeSynchronizer:
 
     `add(index, stamp_ns, payload)` returns the list of sets completed by this message
     (usually zero or one); a set is a tuple of (stamp_ns, payload), one per input.
-    `queue_size` bounds the messages held per input, `slop` (seconds) the spread of a set.
+    `queue_size` bounds the messages held per input, `slop` (seconds) the spread of a set,
+    `jump_threshold` (seconds, default max(1, 2 x slop)) the stamp step taken as a time jump.
     """
 
-    def __init__(self, num_inputs: int, queue_size: int = 10, slop: float = 0.1):
+    def __init__(self, num_inputs: int, queue_size: int = 10, slop: float = 0.1, jump_threshold=None):
         if int(num_inputs) < 2:
             raise ValueError(f"num_inputs must be >= 2, got {num_inputs}")
         if int(queue_size) < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
-        if not slop >= 0:
-            raise ValueError(f"slop must be a non-negative number of seconds, got {slop}")
+        if not 0 <= slop < float("inf"):
+            raise ValueError(f"slop must be a finite non-negative number of seconds, got {slop}")
+        jump = max(1.0, 2.0 * slop) if jump_threshold is None else jump_threshold
+        if not slop < jump < float("inf"):
+            raise ValueError(f"jump_threshold must be finite seconds above slop={slop}, got {jump}")
         self.num_inputs = int(num_inputs)
         self.queue_size = int(queue_size)
         self.slop_ns = int(round(float(slop) * 1e9))
+        self.jump_ns = int(round(float(jump) * 1e9))
         self.reset()
 
     def reset(self) -> None:
+        """Forget every message and every count."""
+        self.stats = SyncStats(received=[0] * self.num_inputs)
+        self.stats.gaps = [StampGaps(self.jump_ns) for _ in range(self.num_inputs)]
+        self.latest: list[int | None] = [None] * self.num_inputs  # newest stamp received per input
+        self._notices: list[tuple[str, str]] = []
+        self._stall_seen = 0
+        self._restart()
+
+    def _restart(self, reason: str | None = None) -> None:
+        """Empty the queues (counting what they held as dropped for `reason`); keep the counts."""
         n = self.num_inputs
+        if reason is not None:
+            for i, count in enumerate(self.pending()):
+                if count:
+                    self.stats.drop(reason, i, count)
         self._queues: list[list[Message]] = [[] for _ in range(n)]  # sorted by stamp, oldest first
         self._past: list[list[Message]] = [[] for _ in range(n)]  # moved aside during the search
         self._last_emitted: list[int | None] = [None] * n
@@ -83,7 +170,6 @@ class ApproximateTimeSynchronizer:
         self._candidate: tuple[Message, ...] | None = None
         self._cand_start = 0
         self._cand_end = 0
-        self.stats = SyncStats(received=[0] * n)
 
     # ------------------------------------------------------------------ input
     def add(self, index: int, stamp_ns: int, payload: Any = None) -> list[tuple[Message, ...]]:
@@ -91,8 +177,16 @@ class ApproximateTimeSynchronizer:
             raise ValueError(f"input index {index} out of range for {self.num_inputs} inputs")
         stamp_ns = int(stamp_ns)
         self.stats.received[index] += 1
+        self.stats.gaps[index].add(stamp_ns)
+        self.latest[index] = stamp_ns
         last = self._last_emitted[index]
-        if last is not None and stamp_ns <= last:
+        if last is not None and last - stamp_ns > self.jump_ns:
+            self._restart("time_jump")
+            self.stats.time_jumps += 1
+            self._notices.append(("time_jump", (
+                f"input {index} stamp went back {(last - stamp_ns) / 1e9:.3f} s behind the last set "
+                f"(more than jump_threshold={self.jump_ns / 1e9:g} s): synchroniser restarted")))
+        elif last is not None and stamp_ns <= last:
             self.stats.drop("duplicate" if stamp_ns == last else "stale", index)
             return []
         held = self._queues[index] + self._past[index]
@@ -100,25 +194,64 @@ class ApproximateTimeSynchronizer:
             self.stats.drop("duplicate", index)
             return []
 
-        emitted: list[tuple[Message, ...]] = []
         newest = max((m[0] for m in held), default=None)
-        if newest is not None and stamp_ns < newest:
+        if newest is not None and newest - stamp_ns > self.jump_ns:
+            self._evict_future(index, stamp_ns)
+        elif newest is not None and stamp_ns < newest:
             # Out of order: the search so far assumed nothing older would come; restart it.
             self._cancel_search()
-            bisect.insort(self._queues[index], (stamp_ns, payload), key=lambda m: m[0])
-        else:
-            self._queues[index].append((stamp_ns, payload))
+        bisect.insort(self._queues[index], (stamp_ns, payload), key=lambda m: m[0])
         if len(self._queues[index]) + len(self._past[index]) > self.queue_size:
             self._cancel_search()
             self._queues[index].pop(0)
             self.stats.drop("queue_overflow", index)
             self._overflowed[index] = True
+        emitted: list[tuple[Message, ...]] = []
         self._process(emitted)
         return emitted
+
+    def _evict_future(self, index: int, stamp_ns: int) -> None:
+        """Drop the messages of `index` stamped more than jump_threshold after `stamp_ns`."""
+        self._cancel_search()
+        queue = self._queues[index]
+        keep = [m for m in queue if m[0] - stamp_ns <= self.jump_ns]
+        evicted = len(queue) - len(keep)
+        self._queues[index] = keep
+        self.stats.drop("future_outlier", index, evicted)
+        self._notices.append(("future_outlier", (
+            f"input {index}: {evicted} message(s) stamped more than jump_threshold={self.jump_ns / 1e9:g} s "
+            f"after the newest one ({stamp_ns / 1e9:.3f} s) were evicted as future stamps")))
 
     def pending(self) -> list[int]:
         """Messages currently held per input."""
         return [len(q) + len(p) for q, p in zip(self._queues, self._past, strict=True)]
+
+    def pop_notices(self) -> list[tuple[str, str]]:
+        """(kind, text) of the restarts and evictions since the last call, for the caller to log."""
+        notices, self._notices = self._notices, []
+        return notices
+
+    def describe_stall(self, names) -> str:
+        """Why no set is being completed, in words naming the inputs (for a throttled warning)."""
+        latest = [t for t in self.latest if t is not None]
+        if len(latest) < self.num_inputs:
+            missing = [n for n, t in zip(names, self.latest, strict=True) if t is None]
+            return f"nothing received yet on {', '.join(missing)}"
+        lead = max(range(self.num_inputs), key=lambda i: self.latest[i])
+        lag = min(range(self.num_inputs), key=lambda i: self.latest[i])
+        ahead = self.latest[lead] - self.latest[lag]
+        stale = self.stats.total_dropped("stale")
+        stale_new, self._stall_seen = stale - self._stall_seen, stale
+        if ahead > self.jump_ns:
+            return (f"{names[lead]} is {ahead / 1e9:.3f} s ahead of {names[lag]} (a future stamp or a clock "
+                    f"jump on one sensor, beyond jump_threshold={self.jump_ns / 1e9:g} s): its messages wait "
+                    f"until {names[lag]} catches up or its own stamps come back")
+        if stale_new:
+            return (f"{stale_new} message(s) were older than the last set (stale): a clock went back by "
+                    f"less than jump_threshold={self.jump_ns / 1e9:g} s")
+        detail = ", ".join(f"{n} {t / 1e9:.3f}" for n, t in zip(names, self.latest, strict=True))
+        return (f"no set within slop={self.slop_ns / 1e9:g} s; latest stamps {detail} "
+                f"(spread {ahead / 1e9:.3f} s)")
 
     # ------------------------------------------------------------ internals
     def _cancel_search(self) -> None:
@@ -127,6 +260,10 @@ class ApproximateTimeSynchronizer:
             p.clear()
         self._pivot = None
         self._candidate = None
+
+    def _newest(self, i: int) -> int:
+        queued = self._queues[i][-1][0] if self._queues[i] else 0
+        return max(queued, self._past[i][-1][0] if self._past[i] else 0)
 
     def _all_non_empty(self) -> bool:
         return all(self._queues)
@@ -177,6 +314,11 @@ class ApproximateTimeSynchronizer:
                 if i != end_i:
                     self._overflowed[i] = False
             if self._pivot is None:
+                if end_t - self._newest(start_i) > self.jump_ns:
+                    # The end message is far ahead of all that start's input has sent: a
+                    # future outlier (evicted when its input comes back) or the first of a
+                    # jump. Dropping the others on its account would lose good sets: wait.
+                    return
                 if end_t - start_t > self.slop_ns or self._overflowed[end_i]:
                     # No set containing this start message can be within slop (or the end
                     # input lost messages, so its front may not be the true pivot).
@@ -216,9 +358,13 @@ class ApproximateTimeSynchronizer:
 
 
 def synchronize(
-    messages: Iterable[tuple[int, int, Any]], num_inputs: int, queue_size: int = 10, slop: float = 0.1
+    messages: Iterable[tuple[int, int, Any]],
+    num_inputs: int,
+    queue_size: int = 10,
+    slop: float = 0.1,
+    jump_threshold: float | None = None,
 ) -> Iterator[tuple[Message, ...]]:
     """Run the policy over (input_index, stamp_ns, payload) in arrival order; yield the sets."""
-    sync = ApproximateTimeSynchronizer(num_inputs, queue_size=queue_size, slop=slop)
+    sync = ApproximateTimeSynchronizer(num_inputs, queue_size, slop, jump_threshold)
     for index, stamp, payload in messages:
         yield from sync.add(index, stamp, payload)

@@ -33,18 +33,13 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from selfdc_core.message_set import set_to_arrays
 from selfdc_core.msg_decode import (
     BadMessage,
     camera_info_to_intrinsics,
-    compressed_to_rgb,
-    decode_camera,
-    depth_image_to_metres,
+    check_compressed,
     image_to_array,
-    image_to_rgb,
     pointcloud2_layout,
-    pointcloud2_to_xyz,
-    register_depth_image,
-    sparse_from_cloud,
     stamp_to_ns,
 )
 from selfdc_core.sync import ApproximateTimeSynchronizer
@@ -60,8 +55,10 @@ from selfdc_ros.params import (
     coerce_values,
     declare_parameters,
     declared_values,
+    inference_limits_of,
     input_size_of,
     problems,
+    set_options_of,
     validate,
 )
 from selfdc_ros.timing import FrameTimer, TimingStats
@@ -168,6 +165,8 @@ class CompletionNode(LifecycleNode):
         except ValueError as exc:
             raise StartupError(str(exc)) from exc
         self.completer = load_completer(p)
+        self.completer.limits = inference_limits_of(p)
+        self._distortion_noted = False
         if p["warmup"]:
             self.completer.warmup()
         self._reset_counters()
@@ -214,7 +213,9 @@ class CompletionNode(LifecycleNode):
 
     def _activate(self) -> None:
         p = self.params
-        self._sync = ApproximateTimeSynchronizer(3, queue_size=p["sync.queue_size"], slop=p["sync.slop"])
+        self._sync = ApproximateTimeSynchronizer(
+            3, p["sync.queue_size"], p["sync.slop"], p["sync.jump_threshold"]
+        )
         self._last_received = [0.0, 0.0, 0.0]
         self._last_stamp = [0, 0, 0]
         self._last_set_time = time.monotonic()
@@ -229,7 +230,6 @@ class CompletionNode(LifecycleNode):
         sparse_type, sparse_topic = (
             (PointCloud2, "lidar/points") if p["sparse_source"] == "pointcloud" else (Image, "tof/depth")
         )
-        self._image_decoder = compressed_to_rgb if p["image_transport"] == "compressed" else image_to_rgb
         for index, (msg_type, topic) in enumerate(
             [(image_type, image_topic), (CameraInfo, "camera/camera_info"), (sparse_type, sparse_topic)]
         ):
@@ -352,8 +352,11 @@ class CompletionNode(LifecycleNode):
             self._last_stamp[index] = stamp
             self.monitors[index].record(stamp, time.monotonic())
             sets = self._sync.add(index, stamp, (msg, received))
+            notices = self._sync.pop_notices()
             if sets:
                 self._last_set_time = time.monotonic()
+        for kind, text in notices:
+            self.reject(BadMessage(kind, text), INPUT_NAMES[index])
         if sets and not self._any_output_subscribed():
             with self._lock:
                 self.stage_counts["sets_skipped_no_subscriber"] += len(sets)
@@ -375,12 +378,15 @@ class CompletionNode(LifecycleNode):
 
     def _check_layout(self, index: int, msg) -> None:
         """Cheap metadata checks, so a malformed message never takes a good partner's place."""
+        limits = set_options_of(self.params).limits
         if index == INFO:
             camera_info_to_intrinsics(msg, self.params["use_projection_matrix"])
         elif index == SPARSE and isinstance(msg, PointCloud2):
             pointcloud2_layout(msg)
+        elif isinstance(msg, CompressedImage):
+            check_compressed(msg, limits)  # header size and ratio, before any decoding
         elif isinstance(msg, Image):
-            image_to_array(msg)  # encoding, step and data size, without copying
+            image_to_array(msg, limits.max_pixels)  # size, encoding, step, data size; no copy
             if index == SPARSE and msg.encoding not in ("16UC1", "mono16", "32FC1"):
                 raise BadMessage(
                     "unknown_encoding", f"depth encoding {msg.encoding!r}; expected 16UC1 or 32FC1"
@@ -395,18 +401,9 @@ class CompletionNode(LifecycleNode):
         with self._lock:
             all_recent = all(now - t < warn_after for t in self._last_received)
             stalled = now - self._last_set_time > warn_after
-            stamps = list(self._last_stamp)
-        if all_recent and stalled:
-            spread = (max(stamps) - min(stamps)) / 1e9
-            detail = ", ".join(f"{n} {s / 1e9:.3f}" for n, s in zip(INPUT_NAMES, stamps, strict=True))
-            self.reject(
-                BadMessage(
-                    "unsynchronised",
-                    f"no set within sync.slop={self.params['sync.slop']} s for {warn_after} s; "
-                    f"latest stamps {detail} (spread {spread:.3f} s)",
-                ),
-                "inputs",
-            )
+            reason = self._sync.describe_stall(INPUT_NAMES) if all_recent and stalled else ""
+        if reason:
+            self.reject(BadMessage("unsynchronised", f"no set for {warn_after} s: {reason}"), "inputs")
 
     # ------------------------------------------------------------------ bad input
     def reject(self, exc: BadMessage, source: str) -> None:
@@ -440,20 +437,10 @@ class CompletionNode(LifecycleNode):
         timer.ms["queue_wait"] = (start - job.emitted) * 1e3
         image_msg, info_msg, sparse_msg = job.messages
 
-        with timer.stage("decode"):
-            rgb, K = decode_camera(image_msg, info_msg, self._image_decoder, p["use_projection_matrix"])
-            h, w = rgb.shape[:2]
-            if isinstance(sparse_msg, PointCloud2):
-                points = pointcloud2_to_xyz(sparse_msg)
-            else:
-                tof = depth_image_to_metres(sparse_msg)
-
-        with timer.stage("projection"):
-            if isinstance(sparse_msg, PointCloud2):
-                T = self._transform(image_msg.header, sparse_msg.header)
-                sparse = sparse_from_cloud(points, K, h, w, T, _filter_kwargs(p))
-            else:
-                sparse = register_depth_image(tof, h, w)
+        arrays = set_to_arrays(image_msg, info_msg, sparse_msg, set_options_of(p),
+                               lambda image, cloud: self._transform(image.header, cloud.header), timer.stage)
+        rgb, sparse, K = arrays.rgb, arrays.sparse, arrays.K
+        self._note_input(arrays)
 
         want_conf = p["output.confidence"] and self.pub_conf.get_subscription_count() > 0
         with timer.stage("inference"):
@@ -474,6 +461,17 @@ class CompletionNode(LifecycleNode):
             for component in self.components:
                 component.on_frame(frame)
         self.get_logger().info(f"timings: {self.timing.line()}", throttle_duration_sec=p["timing_log_period"])
+
+    def _note_input(self, arrays) -> None:
+        """Warn about what the frame's inputs lost or ignored (the frame itself is still completed)."""
+        if arrays.out_of_range:
+            o = set_options_of(self.params)
+            text = f"dropped {arrays.out_of_range} sparse depths outside [{o.min_depth:g}, {o.max_depth:g}] m"
+            hint = f"; {arrays.unit_hint}" if arrays.unit_hint else ""
+            self.reject(BadMessage("sparse_out_of_range", text + hint), "sparse")
+        if arrays.camera.ignored_distortion and not self._distortion_noted:
+            self._distortion_noted = True
+            self.get_logger().warning(arrays.camera.ignored_distortion)
 
     def _transform(self, camera_header, sensor_header) -> np.ndarray:
         try:
@@ -568,12 +566,6 @@ class CompletionNode(LifecycleNode):
         msg = DiagnosticArray(status=statuses)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
-
-
-def _filter_kwargs(p: dict) -> dict | None:
-    if not p["filter.enabled"]:
-        return None
-    return {k: p[f"filter.{k}"] for k in ("kernel_size", "rel_threshold", "abs_threshold")}
 
 
 def main(args=None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selfdc_core.geometry import make_transform
+from selfdc_core.geometry import check_rigid_transform, make_transform
 
 try:  # tf2_ros comes with a full ROS distribution; without it the extrinsic is a parameter
     import tf2_ros
@@ -26,13 +26,8 @@ class StaticExtrinsic:
     """A fixed T_cam_lidar (p_cam = T @ p_lidar)."""
 
     def __init__(self, T: np.ndarray):
-        T = np.asarray(T, dtype=np.float64).reshape(4, 4)
-        if not np.all(np.isfinite(T)) or not np.allclose(T[3], [0, 0, 0, 1]):
-            raise ValueError(
-                f"extrinsic must be a finite 4x4 transform with last row 0 0 0 1, got {T.tolist()}"
-            )
-        self.T = T
-        self.is_identity = bool(np.allclose(T, np.eye(4)))
+        self.T = check_rigid_transform(np.asarray(T, dtype=np.float64).reshape(4, 4), "extrinsic.matrix")
+        self.is_identity = bool(np.allclose(self.T, np.eye(4)))
 
     def lookup(self, camera_frame: str, sensor_frame: str, stamp) -> np.ndarray:
         return self.T

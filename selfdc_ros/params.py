@@ -20,14 +20,16 @@ __all__ = [
     "PARAMETERS",
     "PARAMETER_NAMES",
     "Param",
-    "ParameterError",
     "coerce",
     "coerce_parameters",
     "coerce_values",
-    "declared_values",
     "declare_parameters",
+    "declared_values",
+    "inference_limits_of",
     "input_size_of",
+    "ParameterError",
     "problems",
+    "set_options_of",
     "validate",
 ]
 
@@ -94,6 +96,48 @@ PARAMETERS: tuple[Param, ...] = (
         ("pointcloud", "depth_image"),
     ),
     Param("use_projection_matrix", False, "Project with CameraInfo.P (rectified images) instead of K."),
+    Param(
+        "distortion",
+        "auto",
+        "'auto': a raw image (K) is projected with camera_info's distortion_model and D "
+        "(plumb_bob, rational_polynomial, equidistant); 'ignore': always a pinhole.",
+        ("auto", "ignore"),
+    ),
+    Param(
+        "limits.max_image_pixels",
+        7680 * 4320,
+        "Camera or depth images with more pixels are skipped before decoding (0 = no limit).",
+        minimum=0,
+    ),
+    Param(
+        "limits.max_compression_ratio",
+        2000.0,
+        "Compressed images decoding to more RGB bytes per compressed byte are skipped before decoding "
+        "(colour frames stay below ~1100; a blank mono PNG reaches ~3100). 0 = no limit.",
+        minimum=0.0,
+    ),
+    Param(
+        "limits.max_inference_pixels",
+        1_000_000,
+        "With input_height/width 0, larger cameras run the model downscaled to this many pixels "
+        "(memory grows with them; see README). 0 = no limit.",
+        minimum=0,
+    ),
+    Param(
+        "limits.min_sparse_depth",
+        0.0,
+        "Sparse depths nearer than this (m) are dropped and counted.",
+        minimum=0.0,
+    ),
+    Param(
+        "limits.max_sparse_depth", 300.0, "Sparse depths farther than this (m) are dropped and counted."
+    ),
+    Param(
+        "sync.jump_threshold",
+        1.0,
+        "A stamp this much (s) behind the last set restarts the synchroniser (bag loop, simulation "
+        "reset); one this much ahead of its input's next stamp is evicted as a future stamp.",
+    ),
     Param("sync.queue_size", 10, "Messages held per input by the approximate time synchroniser.", minimum=1),
     Param("sync.slop", 0.05, "Largest stamp difference (s) within one synchronised set.", minimum=0.0),
     Param(
@@ -313,6 +357,20 @@ def _cross_problems(v: dict) -> list[ParameterError]:
                 f"parameter 'filter.kernel_size' must be odd, got {v['filter.kernel_size']}",
             )
         )
+    if not v["sync.slop"] < v["sync.jump_threshold"] < math.inf:
+        out.append(
+            ParameterError(
+                ("sync.slop", "sync.jump_threshold"),
+                "parameter 'sync.jump_threshold' must be finite and larger than sync.slop",
+            )
+        )
+    if not v["limits.min_sparse_depth"] < v["limits.max_sparse_depth"]:
+        out.append(
+            ParameterError(
+                ("limits.min_sparse_depth", "limits.max_sparse_depth"),
+                "parameters limits.min_sparse_depth and limits.max_sparse_depth need min < max",
+            )
+        )
     if 0 < v["colorize.max_depth"] <= v["colorize.min_depth"]:
         out.append(
             ParameterError(
@@ -353,6 +411,40 @@ def _descriptor(p: Param, typed: bool):
     text = p.description + (f" One of {list(p.choices)}." if p.choices else "")
     text += "" if p.live else " Read-only: set at start-up."
     return ParameterDescriptor(description=text, read_only=not p.live, dynamic_typing=not typed)
+
+
+def set_options_of(values: dict):
+    """How the node turns a message set into arrays (selfdc_core.message_set.SetOptions)."""
+    from selfdc_core.message_set import SetOptions
+    from selfdc_core.msg_decode import DecodeLimits
+
+    return SetOptions(
+        compressed_image=values["image_transport"] == "compressed",
+        sparse_is_cloud=values["sparse_source"] == "pointcloud",
+        use_projection_matrix=bool(values["use_projection_matrix"]),
+        distortion=values["distortion"],
+        filter_kwargs=(
+            {k: values[f"filter.{k}"] for k in ("kernel_size", "rel_threshold", "abs_threshold")}
+            if values["filter.enabled"]
+            else None
+        ),
+        min_depth=float(values["limits.min_sparse_depth"]),
+        max_depth=float(values["limits.max_sparse_depth"]),
+        limits=DecodeLimits(
+            int(values["limits.max_image_pixels"]), float(values["limits.max_compression_ratio"])
+        ),
+    )
+
+
+def inference_limits_of(values: dict):
+    """The DepthCompleter's input limits (selfdc_core.inference_limits.InferenceLimits)."""
+    from selfdc_core.inference_limits import InferenceLimits
+
+    return InferenceLimits(
+        int(values["limits.max_inference_pixels"]),
+        float(values["limits.min_sparse_depth"]),
+        float(values["limits.max_sparse_depth"]),
+    )
 
 
 def declare_parameters(node) -> dict:

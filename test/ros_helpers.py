@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from selfdc_core.testing.checkpoints import untrained_checkpoint
+from selfdc_core.testing.images import png_bomb  # noqa: F401
 from selfdc_ros.testing import camera_info_msg, cloud_msg, image_msg, make_header, stamp_msg  # noqa: F401
 
 ISOLATION_HINT = "run via `make test`, which isolates DDS in a private network namespace"
@@ -209,3 +210,4 @@ class Harness:
         self.spin.close()
         self.node.close()
         self.tester.destroy_node()
+

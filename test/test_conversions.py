@@ -5,18 +5,21 @@ import array
 import cv2
 import numpy as np
 import pytest
-from ros_helpers import camera_info_msg, cloud_msg, image_msg, make_header
+from ros_helpers import camera_info_msg, cloud_msg, image_msg, make_header, png_bomb
 
+from selfdc_core.message_set import SetOptions, set_to_arrays
 from selfdc_core.msg_decode import (
     BadMessage,
+    DecodeLimits,
     camera_info_to_intrinsics,
+    camera_model_from_info,
+    compressed_image_size,
     compressed_to_rgb,
     decode_camera,
     depth_image_to_metres,
     image_to_rgb,
+    pointcloud2_layout,
     pointcloud2_to_xyz,
-    register_depth_image,
-    sparse_from_cloud,
     stamp_to_ns,
 )
 from selfdc_ros.messages import copy_camera_info, depth_to_image, rgb_to_image, xyzrgb_cloud
@@ -187,24 +190,126 @@ def test_rosbags_messages_decode_the_same():
 
 def test_decode_camera_checks_image_against_camera_info():
     K = np.array([[10.0, 0, 3.0], [0, 10.0, 2.0], [0, 0, 1]])
-    rgb, K_out = decode_camera(image_msg(RGB, "rgb8", 1), camera_info_msg(K, 5, 7, 1), image_to_rgb)
+    rgb, camera = decode_camera(image_msg(RGB, "rgb8", 1), camera_info_msg(K, 5, 7, 1), compressed=False)
     np.testing.assert_array_equal(rgb, RGB)
-    np.testing.assert_allclose(K_out, K)
+    np.testing.assert_allclose(camera.matrix, K)
+    assert (camera.width, camera.height, camera.model) == (7, 5, "none")
     with pytest.raises(BadMessage) as err:
-        decode_camera(image_msg(RGB, "rgb8", 1), camera_info_msg(K, 6, 7, 1), image_to_rgb)
+        decode_camera(image_msg(RGB, "rgb8", 1), camera_info_msg(K, 6, 7, 1), compressed=False)
     assert err.value.kind == "size_mismatch"
+
+
+def _set(points, K, T=None, h=5, w=7, **options):
+    """set_to_arrays of an rgb8 image, its camera_info and a cloud of `points` (the sensor frame)."""
+    msgs = (image_msg(RNG.integers(0, 256, (h, w, 3), dtype=np.uint8), "rgb8", 1),
+            camera_info_msg(K, h, w, 1), cloud_msg(np.asarray(points, np.float32), 1))
+    return set_to_arrays(*msgs, SetOptions(**options), extrinsic=lambda *_: T)
 
 
 def test_sparse_maps_need_a_point_in_view():
     K = np.array([[10.0, 0, 3.0], [0, 10.0, 2.0], [0, 0, 1]])
     T = np.eye(4)
     T[2, 3] = 1.0  # the sensor sits 1 m behind the camera
-    sparse = sparse_from_cloud(np.array([[0.0, 0.0, 1.0]]), K, 5, 7, T)
+    sparse = _set([[0.0, 0.0, 1.0]], K, T).sparse
     assert sparse[2, 3] == pytest.approx(2.0) and np.count_nonzero(sparse) == 1
-    for make_empty in (
-        lambda: sparse_from_cloud(np.array([[0.0, 0.0, -5.0]]), K, 5, 7, T),  # behind the camera
-        lambda: register_depth_image(np.zeros((5, 7), np.float32), 5, 7),
-    ):
+    with pytest.raises(BadMessage) as err:
+        _set([[0.0, 0.0, -5.0]], K, T)  # behind the camera
+    assert err.value.kind == "no_points_in_view"
+    no_reading = image_msg(np.zeros((5, 7), np.uint16), "16UC1", 1)
+    tof = (image_msg(RGB, "rgb8", 1), camera_info_msg(K, 5, 7, 1), no_reading)
+    with pytest.raises(BadMessage) as err:
+        set_to_arrays(*tof, SetOptions(sparse_is_cloud=False))
+    assert err.value.kind == "no_points_in_view"
+
+
+def test_absurd_depths_are_dropped_and_counted_before_anything_else():
+    K = np.array([[10.0, 0, 3.0], [0, 10.0, 2.0], [0, 0, 1]])
+    good = [[0.0, 0.0, 2.0], [0.2, 0.0, 2.0]]
+    arrays = _set(good + [[-1e8, 0.0, 1e9]], K, max_depth=300.0)  # its own pixel, (2, 2)
+    np.testing.assert_array_equal(arrays.sparse, _set(good, K).sparse)
+    assert arrays.out_of_range == 1 and arrays.unit_hint is None
+    with pytest.raises(BadMessage) as err:  # millimetres in a metre field: nothing left, and it says why
+        _set([[0.0, 0.0, 2000.0], [0.2, 0.0, 2500.0]], K, max_depth=300.0)
+    assert err.value.kind == "depth_out_of_range" and "millimetres" in str(err.value)
+    with pytest.raises(ValueError, match="min_depth"):
+        SetOptions(min_depth=5.0, max_depth=1.0)
+
+
+def _png(rgb):
+    return cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
+def test_compressed_size_is_read_from_the_header_before_decoding():
+    from sensor_msgs.msg import CompressedImage
+
+    big = np.zeros((40, 60, 3), np.uint8)
+    jpg = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert compressed_image_size(CompressedImage(format="jpeg", data=jpg)) == (60, 40)
+    assert compressed_image_size(CompressedImage(format="png", data=_png(big))) == (60, 40)
+    bomb = CompressedImage(format="png", data=png_bomb(9000, 9000))
+    assert len(bomb.data) < 200_000 and compressed_image_size(bomb) == (9000, 9000)
+    for limits, kind in [(DecodeLimits(max_pixels=8000 * 8000), "image_too_large"),
+                         (DecodeLimits(max_pixels=0), "compression_ratio")]:
         with pytest.raises(BadMessage) as err:
-            make_empty()
-        assert err.value.kind == "no_points_in_view"
+            compressed_to_rgb(bomb, limits)
+        assert err.value.kind == kind and str(limits.max_pixels or 2000) in str(err.value)
+    png = _png(RNG.integers(0, 256, (40, 60, 3), dtype=np.uint8))  # a real frame passes both checks
+    assert compressed_to_rgb(CompressedImage(format="png", data=png)).shape == (40, 60, 3)
+    K = np.array([[10.0, 0, 3.0], [0, 10.0, 2.0], [0, 0, 1]])
+    with pytest.raises(BadMessage) as err:  # the camera_info size is checked before decoding too
+        decode_camera(bomb, camera_info_msg(K, 5, 7, 1), compressed=True, limits=DecodeLimits(0, 0))
+    assert err.value.kind == "size_mismatch" and "9000x9000" in str(err.value)
+    with pytest.raises(BadMessage) as err:
+        compressed_to_rgb(CompressedImage(format="bmp", data=b"BM" + bytes(60)))
+    assert err.value.kind == "undecodable_compressed" and "neither PNG nor JPEG" in str(err.value)
+
+
+def test_raw_images_over_the_pixel_limit_are_rejected_from_their_fields():
+    msg = image_msg(RGB, "rgb8", 1)
+    msg.width, msg.height, msg.step = 20000, 20000, 60000  # the data is not even that large
+    with pytest.raises(BadMessage) as err:
+        image_to_rgb(msg)
+    assert err.value.kind == "image_too_large" and "20000x20000" in str(err.value)
+    with pytest.raises(ValueError, match="max_pixels"):
+        DecodeLimits(max_pixels=-1)
+
+
+def test_duplicate_or_overlapping_cloud_fields_are_rejected():
+    from sensor_msgs.msg import PointField
+
+    pts = RNG.normal(size=(5, 3)).astype(np.float32)
+    msg = cloud_msg(pts, 1)  # x y z intensity ring
+    msg.fields = list(msg.fields) + [PointField(name="x", offset=12, datatype=PointField.FLOAT32, count=1)]
+    with pytest.raises(BadMessage) as err:
+        pointcloud2_layout(msg)
+    assert err.value.kind == "cloud_duplicate_field" and "['x']" in str(err.value)
+    msg = cloud_msg(pts, 1)
+    msg.fields[1].offset = 2  # y overlaps x
+    with pytest.raises(BadMessage) as err:
+        pointcloud2_layout(msg)
+    assert err.value.kind == "cloud_ambiguous_field" and "'x' and 'y'" in str(err.value)
+    msg = cloud_msg(pts, 1)
+    msg.fields[2].count = 3
+    with pytest.raises(BadMessage) as err:
+        pointcloud2_layout(msg)
+    assert err.value.kind == "cloud_ambiguous_field"
+
+
+def test_camera_info_distortion_is_read():
+    K = np.array([[100.0, 0, 32], [0, 100, 24], [0, 0, 1]])
+    info = camera_info_msg(K, 48, 64, 1)
+    assert camera_model_from_info(info).model == "none"  # all-zero D: a pinhole
+    info.d = [0.1, -0.05, 0.001, 0.002, 0.0]
+    camera = camera_model_from_info(info)
+    assert camera.model == "plumb_bob" and camera.ignored_distortion is None
+    np.testing.assert_array_equal(camera.D, info.d)
+    rectified = camera_model_from_info(info, use_projection=True)
+    assert rectified.model == "none" and "use_projection_matrix" in rectified.ignored_distortion
+    for model, d, kind in [("kannala_brandt", [0.1] * 4, "unsupported_distortion"),
+                           ("plumb_bob", [0.1] * 3, "camera_info_bad_distortion"),
+                           ("plumb_bob", [float("nan")] * 5, "camera_info_not_finite")]:
+        info.distortion_model, info.d = model, d
+        with pytest.raises(BadMessage) as err:
+            camera_model_from_info(info)
+        assert err.value.kind == kind
+    assert camera_model_from_info(info, distortion="ignore").model == "none"  # d is not read

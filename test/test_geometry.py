@@ -117,3 +117,114 @@ def test_fused_transform_equals_transform_then_project():
     assert np.count_nonzero(fused) > 50
     with pytest.raises(ValueError, match="transform"):
         project_points(pts, K, 24, 32, transform=np.eye(3))
+
+
+# ----------------------------------------------------------------- sensor geometry (distortion)
+import cv2  # noqa: E402
+
+from selfdc_core.geometry import check_rigid_transform  # noqa: E402
+from selfdc_core.sensor_geometry import (  # noqa: E402
+    CameraModel,
+    drop_out_of_range,
+    project_cloud,
+    resize_depth_to_camera,
+    sparse_depth_from_points,
+)
+
+RAW_K = np.array([[300.0, 0.0, 160.2], [0.0, 310.0, 119.7], [0.0, 0.0, 1.0]])
+CAMERAS = {
+    "plumb_bob": np.array([-0.28, 0.09, 0.001, -0.0008, -0.012]),
+    "rational_polynomial": np.array([0.4, -0.1, 0.0005, 0.0007, 0.02, 0.75, -0.05, 0.03]),
+    "equidistant": np.array([0.05, -0.01, 0.002, -0.0005]),
+}
+
+
+def _scene(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.uniform(0.5, 20.0, n)
+    return np.column_stack([rng.uniform(-1.2, 1.2, n) * z, rng.uniform(-0.9, 0.9, n) * z, z])
+
+
+def _opencv_pixels(model, D, points):
+    pts = points.reshape(-1, 1, 3).astype(np.float64)
+    if model == "equidistant":
+        uv, _ = cv2.fisheye.projectPoints(pts, np.zeros(3), np.zeros(3), RAW_K, D.reshape(4, 1))
+    else:
+        uv, _ = cv2.projectPoints(pts, np.zeros(3), np.zeros(3), RAW_K, D)
+    return np.floor(uv.reshape(-1, 2) + 0.5).astype(int)
+
+
+@pytest.mark.parametrize("model", sorted(CAMERAS))
+def test_distorted_projection_lands_where_opencv_puts_each_point(model):
+    h, w = 240, 320
+    camera = CameraModel(RAW_K, w, h, model, CAMERAS[model])
+    points = _scene()
+    T = make_transform([0.05, -0.1, 0.02], [0.01, 0.02, 0.0, 1.0])  # LiDAR -> camera
+    sparse = project_cloud(transform_points(points, np.linalg.inv(T)), camera, transform=T)
+    cam = points.astype(np.float32)  # what the fused transform gives back, to float32 precision
+    uv = _opencv_pixels(model, CAMERAS[model], cam)
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    # Pixels hit by exactly one point must hold that point's depth (others are z-buffered).
+    lin = uv[inside, 1] * w + uv[inside, 0]
+    ids, counts = np.unique(lin, return_counts=True)
+    single = np.isin(lin, ids[counts == 1])
+    assert single.sum() > 500
+    np.testing.assert_allclose(sparse.reshape(-1)[lin[single]], cam[inside, 2][single], rtol=1e-5)
+    assert np.count_nonzero(sparse) == len(ids)  # and nothing lands anywhere else
+    pinhole = project_points(cam, RAW_K, h, w)
+    assert np.count_nonzero((pinhole > 0) != (sparse > 0)) > 500  # distortion really moves points
+
+
+def test_points_beyond_the_field_of_view_do_not_fold_back_into_the_image():
+    # Barrel distortion r(1 + k1 r^2) with k1 = -0.3 comes back to the image centre near
+    # r = sqrt(1 / 0.3) = 1.83: points 60 degrees off axis would land in the middle of the image.
+    camera = CameraModel(RAW_K, 320, 240, "plumb_bob", np.array([-0.3, 0.0, 0.0, 0.0, 0.0]))
+    angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    off_axis = np.column_stack([1.85 * np.cos(angles), 1.85 * np.sin(angles), np.ones(12)])
+    uv = _opencv_pixels("plumb_bob", camera.D, off_axis)
+    assert ((uv[:, 0] >= 0) & (uv[:, 0] < 320) & (uv[:, 1] >= 0) & (uv[:, 1] < 240)).all()  # OpenCV folds
+    assert np.count_nonzero(project_cloud(off_axis, camera)) == 0
+    on_axis = np.array([[0.3, 0.2, 1.0]])  # well inside the field of view: kept
+    assert np.count_nonzero(project_cloud(on_axis, camera)) == 1
+
+
+def test_sparse_depth_from_points_drops_out_of_range_before_the_occlusion_filter():
+    camera = CameraModel(K, 32, 24)
+    near = np.array([[0.0, 0.0, 2.0], [0.1, 0.0, 2.0]])  # pixels (12, 16) and (12, 21)
+    far = np.array([[1e8, 0.0, 1e9]])  # its own pixel, (12, 26)
+    sparse, dropped, hint = sparse_depth_from_points(np.vstack([near, far]), camera, None,
+                                                     {"kernel_size": 5}, (0.0, 300.0))
+    assert dropped == 1 and hint is None and np.count_nonzero(sparse) == 2
+    assert sparse.max() == pytest.approx(2.0)
+
+
+def test_unit_hint_for_millimetres():
+    d = np.zeros((4, 4), np.float32)
+    d[0, :3] = [1500.0, 2300.0, 800.0]
+    d[1, 0] = 2.0
+    out, dropped, hint = drop_out_of_range(d, 0.1, 10.0)
+    assert dropped == 3 and "millimetres" in hint and np.count_nonzero(out) == 1
+    d[0, :3] = [1e7, 2e7, 3e7]  # too far, but not millimetres either
+    assert drop_out_of_range(d, 0.1, 10.0)[2] is None
+
+
+def test_depth_image_resized_to_the_camera_or_refused():
+    tof = np.zeros((8, 8), np.float32)
+    tof[3, 4] = 2.5
+    out = resize_depth_to_camera(tof, 16, 16)
+    assert out.shape == (16, 16) and np.count_nonzero(out) == 1 and out.max() == 2.5
+    assert resize_depth_to_camera(tof, 16, 24) is None  # another aspect: not the same field of view
+
+
+def test_extrinsic_must_be_rigid():
+    T = make_transform([0.1, 0.2, 0.3], [0.0, 0.0, 0.38268343, 0.92387953])
+    np.testing.assert_array_equal(check_rigid_transform(T), T)
+    scaled = T.copy()
+    scaled[:3, :3] *= 5
+    with pytest.raises(ValueError, match="not rigid.*singular values"):
+        check_rigid_transform(scaled, "extrinsic.matrix")
+    mirrored = np.diag([1.0, 1.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match="det"):
+        check_rigid_transform(mirrored)
+    with pytest.raises(ValueError, match="last row"):
+        check_rigid_transform(np.vstack([T[:3], [0, 0, 1, 1]]))

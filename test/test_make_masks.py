@@ -184,3 +184,39 @@ def test_cli_main_reports_failures_with_nonzero_exit(tmp_path, cli, monkeypatch,
     assert "FAILED scene_0/00004: ValueError" in out
     assert len(list(tmp_path.rglob("*.png"))) == 3
     assert cli.main(["--config", "c.yaml", "--generator", "slic", "--no-progress"]) == 2  # no cache root
+
+
+def _fake_config(cli, monkeypatch, dataset, cache_root):
+    monkeypatch.setattr(cli, "build_split", lambda *args, **kwargs: dataset)
+    monkeypatch.setattr(cli, "load_config", lambda path, overrides: {
+        "data": {}, "train": {"mode": "self_supervised"}, "bag": None,
+        "segmentation": {"generator": "slic", "generator_kwargs": {}, "cache_root": str(cache_root)},
+    })
+
+
+def test_verify_rewrites_broken_cached_labels(tmp_path, cli, monkeypatch, capsys):
+    import cv2
+
+    cache = LabelCache(tmp_path)
+    make_masks(TinyDataset(), band_generator, cache, progress=False)
+    intact = {k: cache.path(k).read_bytes() for k in ("scene_1/00001", "scene_0/00004", "scene_1/00005")}
+    truncated, flipped, eight_bit = cache.path("scene_0/00000"), cache.path("scene_0/00002"), "scene_1/00003"
+    truncated.write_bytes(truncated.read_bytes()[:-30])  # a run killed mid-write, by another tool
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a bit flip on disk: the PNG CRC no longer matches
+    flipped.write_bytes(bytes(data))
+    cv2.imwrite(str(cache.path(eight_bit)), np.zeros((12, 16), np.uint8))  # decodes, but not 16-bit
+    # Without --verify, a rerun trusts the cache.
+    _fake_config(cli, monkeypatch, TinyDataset(), tmp_path)
+    assert cli.main(["--config", "c.yaml", "--no-progress"]) == 0
+    assert "0 written, 7 already cached" in capsys.readouterr().out
+    assert cli.main(["--config", "c.yaml", "--verify", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "verified 7 cached labels: 3 broken" in out
+    assert "3 written, 4 already cached, 0 failed" in out
+    for key in ("scene_0/00000", "scene_0/00002", "scene_1/00003"):
+        assert f"BROKEN {key}" in out
+    for i in range(7):
+        labels = cache.load(TinyDataset().key(i))  # every label decodes again
+        assert labels.shape == (12, 16) and labels.dtype == np.uint16
+    assert all(cache.path(k).read_bytes() == b for k, b in intact.items())  # good ones untouched

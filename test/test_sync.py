@@ -191,7 +191,8 @@ def test_random_shuffled_arrival_keeps_invariants(seed):
     rng = random.Random(100 + seed)
     n, slop = 3, 0.03
     msgs = [(rng.randrange(n), rng.randrange(2000) * MS + rng.randrange(MS), None) for _ in range(120)]
-    sync = ApproximateTimeSynchronizer(n, queue_size=6, slop=slop)
+    # Arrival order spans the whole 2 s: a threshold above it keeps this about reordering only.
+    sync = ApproximateTimeSynchronizer(n, queue_size=6, slop=slop, jump_threshold=5.0)
     sets = []
     for i, t, p in msgs:
         sets.extend(sync.add(i, t, p))
@@ -202,3 +203,118 @@ def test_random_shuffled_arrival_keeps_invariants(seed):
         assert all(x < y for x, y in zip(a, b, strict=True))  # sets never cross or reuse
     assert max(sync.pending()) <= 6
     assert sum(sync.stats.received) == n * len(sets) + sync.stats.total_dropped() + sum(sync.pending())
+
+
+DAY = 24 * 3600 * 10**9
+
+
+def _feed_sets(sync, stamps, order=(1, 2, 0)):
+    """One message per input at each stamp, in `order` (camera_info, cloud, then image, as drivers)."""
+    out = []
+    for t in stamps:
+        for i in order:
+            out.extend(sync.add(i, t, (i, t)))
+    return stamps_of(out)
+
+
+def test_whole_set_in_the_future_then_normal_time_restarts():
+    sync = ApproximateTimeSynchronizer(3, queue_size=10, slop=0.05)
+    normal = [k * 100 * MS for k in range(1, 6)]
+    assert len(_feed_sets(sync, normal)) == 5  # equal stamps: each set is optimal at once
+    assert _feed_sets(sync, [normal[-1] + DAY]) == [(normal[-1] + DAY,) * 3]
+    later = [normal[-1] + k * 100 * MS for k in range(1, 500)]
+    assert _feed_sets(sync, later) == [(t,) * 3 for t in later]  # the very next set, and all after
+    assert sync.stats.time_jumps == 1
+    assert [kind for kind, _ in sync.pop_notices()] == ["time_jump"]
+    assert sync.stats.total_dropped("stale") == 0
+
+
+def test_single_future_image_is_evicted_and_the_next_set_completes():
+    sync = ApproximateTimeSynchronizer(3, queue_size=10, slop=0.05)
+    assert _feed_sets(sync, [100 * MS]) == [(100 * MS,) * 3]
+    sync.add(1, 200 * MS)
+    sync.add(2, 200 * MS)
+    sync.add(0, 200 * MS + DAY)  # the image of this set is stamped a day ahead
+    later = [k * 100 * MS for k in range(3, 503)]
+    got = _feed_sets(sync, later)
+    # The set whose image was a day ahead is lost (its image never came); the next one is not.
+    assert got == [(t,) * 3 for t in later]
+    assert sync.stats.dropped["future_outlier"] == [1, 0, 0]
+    assert [kind for kind, _ in sync.pop_notices()] == ["future_outlier"]
+
+
+def test_bag_loop_goes_back_in_time_and_keeps_pairing():
+    sync = ApproximateTimeSynchronizer(2, queue_size=10, slop=0.01)
+    loop = [10**9 + k * 100 * MS for k in range(50)]
+    got = []
+    for _ in range(3):
+        got += _feed_sets(sync, loop, order=(1, 0))
+    assert got == [(t, t) for t in loop] * 3
+    assert sync.stats.time_jumps == 2
+
+
+def test_forward_jump_of_every_input_resumes_after_it():
+    sync = ApproximateTimeSynchronizer(3, queue_size=10, slop=0.05)
+    before = [k * 100 * MS for k in range(1, 20)]
+    after = [t + 3600 * 10**9 for t in before]
+    assert _feed_sets(sync, before + after) == [(t,) * 3 for t in before + after]
+    # One input jumping first: the others are not dropped because of it.
+    sync.add(0, after[-1] + 3600 * 10**9)
+    for i in (1, 2):
+        sync.add(i, after[-1] + 100 * MS)
+    assert sync.stats.total_dropped() == 0
+    jumped = after[-1] + 3600 * 10**9 + 100 * MS  # then all inputs are past the jump: sets resume
+    assert _feed_sets(sync, [jumped], order=(0, 1, 2)) == [(jumped,) * 3]
+    assert sync.stats.time_jumps == 0
+
+
+def test_stall_names_the_input_that_is_ahead():
+    sync = ApproximateTimeSynchronizer(3, queue_size=5, slop=0.05)
+    names = ("image", "camera_info", "sparse")
+    sync.add(0, 10 * 10**9 + DAY)
+    assert "nothing received yet on camera_info, sparse" in sync.describe_stall(names)
+    for k in range(20):
+        sync.add(1, 10 * 10**9 + k * 100 * MS)
+        sync.add(2, 10 * 10**9 + k * 100 * MS)
+    assert max(sync.pending()) <= 5  # the others wait, bounded, instead of being called unmatched
+    assert sync.stats.total_dropped("unmatched") == 0
+    text = sync.describe_stall(names)
+    assert text.startswith("image is 86398.100 s ahead") and "ahead of camera_info" in text
+    sync2 = ApproximateTimeSynchronizer(2, slop=0.01)
+    _feed_sets(sync2, [5 * 10**9, 6 * 10**9], order=(1, 0))
+    sync2.add(0, 5 * 10**9 + 500 * MS)  # back, but by less than the threshold
+    assert "stale" in sync2.describe_stall(names[:2])
+
+
+def test_stamp_gaps_count_lost_messages_per_input():
+    sync = ApproximateTimeSynchronizer(2, queue_size=10, slop=0.01)
+    period = 33_333_333  # 30 Hz
+    for k in range(301):  # the last message is received: a loss shows only when one comes after it
+        t = 10**9 + k * period
+        sync.add(0, t)
+        # After a second, input 1 loses every 3rd message, and a burst of 10.
+        if k < 30 or (k % 3 != 2 and not 100 <= k < 110):
+            sync.add(1, t)
+    rates = sync.stats.input_rates(("image", "cloud"))
+    assert rates["image"]["missed"] == 0 and rates["image"]["stamp_gaps"] == 0
+    assert rates["image"]["expected_hz"] == pytest.approx(30.0, rel=1e-3)
+    lost = 301 - rates["cloud"]["received"]
+    # Half the steps of input 1 lose a message, yet its period is known: every loss is seen.
+    assert rates["cloud"]["missed"] == lost
+    assert rates["cloud"]["received_fraction"] == pytest.approx(rates["cloud"]["received"] / 301)
+
+
+def test_time_jumps_are_not_gaps_and_thresholds_are_checked():
+    sync = ApproximateTimeSynchronizer(2, slop=0.01)
+    for k in range(20):
+        sync.add(0, 10**9 + k * 100 * MS)
+    sync.add(0, 10**9 + DAY)
+    assert sync.stats.gaps[0].missed == 0
+    for k in range(20, 40):  # back from the jump: counting goes on
+        if k != 30:
+            sync.add(0, 10**9 + k * 100 * MS)
+    assert (sync.stats.gaps[0].gaps, sync.stats.gaps[0].missed) == (1, 1)
+    with pytest.raises(ValueError, match="slop"):
+        ApproximateTimeSynchronizer(2, slop=float("nan"))
+    with pytest.raises(ValueError, match="jump_threshold"):
+        ApproximateTimeSynchronizer(2, slop=0.5, jump_threshold=0.2)

@@ -4,7 +4,9 @@ Messages are fed to the node's synchroniser (`selfdc_core.sync`) in the order th
 recorded, so a bag pairs exactly as the live node would have paired it; each set is decoded
 and projected by `frames.assemble_frame`. Nothing is dropped silently: messages that never
 made a set and sets that could not be used are counted per reason and reported at the end,
-and an extraction with no sample at all is an `ExtractionError` that says why.
+and an extraction with no sample at all is an `ExtractionError` that says why. A recording
+whose stamps jump (a bag of several runs, a simulation reset) is paired across the jump, as
+the live node would pair it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from tqdm import tqdm
 from selfdc_core.sync import ApproximateTimeSynchronizer
 
 from .cache import SampleCache
-from .frames import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINTCLOUD2, BadMessage, assemble_frame, stamp_to_ns
+from .frames import (
+    CAMERA_INFO,
+    COMPRESSED_IMAGE,
+    IMAGE,
+    POINTCLOUD2,
+    BadMessage,
+    assemble_frame,
+    set_options,
+    stamp_to_ns,
+)
 from .reader import BagError, describe_topics, open_bag, read_messages, resolve_bag_path, storage_files
 from .settings import ExtractionSettings
 from .tf_static import StaticTfTree
@@ -160,6 +171,9 @@ class _Extraction:
             self.extrinsics.check_available()
         self.role_of = {c.id: self.roles.index(role) for role, conns in by_role.items() for c in conns}
         self.connections = [c for conns in by_role.values() for c in conns]
+        self.options = set_options(
+            self.image_type, self.sparse_type, settings.use_projection_matrix, settings.filter_kwargs
+        )
         self.sync = ApproximateTimeSynchronizer(len(self.roles), settings.sync_queue_size, settings.sync_slop)
         self.counts: Counter = Counter()  # messages read per role
         self.stamps: dict[str, list[int]] = {}  # role -> [first, last] stamp
@@ -167,6 +181,13 @@ class _Extraction:
         self.skipped: Counter = Counter()  # synchronised sets that could not be used, by kind
         self.samples: list[dict] = []
         self.resumed = 0
+        self.out_of_range = 0  # sparse depths dropped outside the valid range
+        self._warned: set[str] = set()
+
+    def _warn_once(self, kind: str, text: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning("%s: %s", self.path.name, text)
 
     def run(self, progress: bool) -> None:
         bar = tqdm(total=sum(c.msgcount for c in self.connections), desc=f"extracting {self.path.name}",
@@ -197,6 +218,8 @@ class _Extraction:
         lo_hi[0], lo_hi[1] = min(lo_hi[0], stamp), max(lo_hi[1], stamp)
         for item in self.sync.add(index, stamp, msg):
             self._handle(item)
+        for kind, text in self.sync.pop_notices():
+            self._warn_once(kind, f"{text} (input {index} = {role})")
 
     def _handle(self, item) -> None:
         parts = {role: msg for role, (_, msg) in zip(self.roles, item, strict=True)}
@@ -212,13 +235,13 @@ class _Extraction:
         try:
             T = (self.extrinsics(image.header.frame_id, sparse.header.frame_id)
                  if self.sparse_type == POINTCLOUD2 else None)
-            frame = assemble_frame(
-                image, self.image_type, parts["camera_info"], sparse, self.sparse_type, T,
-                self.settings.use_projection_matrix, self.settings.filter_kwargs, gt_msg=parts.get("gt"),
-            )
+            frame = assemble_frame(image, parts["camera_info"], sparse, self.options, T, parts.get("gt"))
         except BadMessage as exc:
             self.skipped[exc.kind] += 1
             return
+        self.out_of_range += frame.out_of_range
+        if frame.ignored_distortion:
+            self._warn_once("ignored_distortion", frame.ignored_distortion)
         self.cache.write(image_stamp, frame.rgb, frame.sparse, frame.K, frame.gt)
         self.samples.append(entry)
 
@@ -232,6 +255,8 @@ class _Extraction:
             "sync_dropped": dropped,
             "skipped_sets": dict(self.skipped),
             "bad_messages": dict(self.bad),
+            "sparse_out_of_range": self.out_of_range,
+            "time_jumps": self.sync.stats.time_jumps,
             "gt": self.has_gt,
         }
 

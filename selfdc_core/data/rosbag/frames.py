@@ -1,8 +1,7 @@
-"""One synchronised set of recorded messages -> (rgb, sparse depth, K[, gt]), as the node builds its input.
+"""One synchronised set of recorded messages -> (rgb, sparse depth, K[, gt]), as the node builds it.
 
-The decoders are the node's (message fields only, so they take `rosbags` messages too), the
-projection and the occlusion filter are `selfdc_core.geometry`'s: recorded and live frames
-become the same arrays.
+Both go through `selfdc_core.message_set.set_to_arrays` (message fields only, so it takes
+`rosbags` messages too): recorded and live frames become the same arrays.
 """
 
 from __future__ import annotations
@@ -11,17 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selfdc_core.msg_decode import (
-    BadMessage,
-    compressed_to_rgb,
-    decode_camera,
-    depth_image_to_metres,
-    image_to_rgb,
-    pointcloud2_to_xyz,
-    register_depth_image,
-    sparse_from_cloud,
-    stamp_to_ns,
-)
+from selfdc_core.message_set import SetOptions, set_to_arrays
+from selfdc_core.msg_decode import BadMessage, depth_image_to_metres, stamp_to_ns
 
 __all__ = [
     "BadMessage",
@@ -30,7 +20,7 @@ __all__ = [
     "POINTCLOUD2",
     "RecordedFrame",
     "assemble_frame",
-    "register_depth_image",
+    "set_options",
     "stamp_to_ns",
 ]
 
@@ -46,30 +36,29 @@ class RecordedFrame:
     sparse: np.ndarray  # (H,W) float32 m, 0 = none
     K: np.ndarray  # (3,3) float64 (the left 3x3 of P when projecting with P)
     gt: np.ndarray | None  # (H,W) float32 m, 0 = invalid
+    out_of_range: int = 0  # sparse depths dropped outside the valid range
+    ignored_distortion: str | None = None  # why camera_info's D was not applied, if it was not
 
 
-def assemble_frame(
-    image_msg,
-    image_type: str,
-    info_msg,
-    sparse_msg,
-    sparse_type: str,
-    T_cam_sensor: np.ndarray | None,
-    use_projection_matrix: bool = False,
-    filter_kwargs: dict | None = None,
-    gt_msg=None,
-) -> RecordedFrame:
+def set_options(image_type: str, sparse_type: str, use_projection_matrix=False, filter_kwargs=None):
+    """The SetOptions of a bag whose topics have these message types."""
+    return SetOptions(
+        compressed_image=image_type == COMPRESSED_IMAGE,
+        sparse_is_cloud=sparse_type == POINTCLOUD2,
+        use_projection_matrix=use_projection_matrix,
+        filter_kwargs=filter_kwargs,
+    )
+
+
+def assemble_frame(image_msg, info_msg, sparse_msg, options: SetOptions, T_cam_sensor=None,
+                   gt_msg=None) -> RecordedFrame:
     """Decode and project one set; raises BadMessage (with a `kind`) for anything unusable."""
-    decode_image = compressed_to_rgb if image_type == COMPRESSED_IMAGE else image_to_rgb
-    rgb, K = decode_camera(image_msg, info_msg, decode_image, use_projection_matrix)
-    h, w = rgb.shape[:2]
-    if sparse_type == POINTCLOUD2:
-        sparse = sparse_from_cloud(pointcloud2_to_xyz(sparse_msg), K, h, w, T_cam_sensor, filter_kwargs)
-    else:
-        sparse = register_depth_image(depth_image_to_metres(sparse_msg), h, w)
+    arrays = set_to_arrays(image_msg, info_msg, sparse_msg, options, lambda *_: T_cam_sensor)
+    h, w = arrays.rgb.shape[:2]
     gt = None
     if gt_msg is not None:
-        gt = depth_image_to_metres(gt_msg)
+        gt = depth_image_to_metres(gt_msg, options.limits.max_pixels)
         if gt.shape != (h, w):
             raise BadMessage("size_mismatch", f"GT depth is {gt.shape[1]}x{gt.shape[0]}, camera {w}x{h}")
-    return RecordedFrame(rgb=rgb, sparse=sparse.astype(np.float32, copy=False), K=np.asarray(K)[:, :3], gt=gt)
+    return RecordedFrame(arrays.rgb, arrays.sparse, arrays.camera.K, gt, arrays.out_of_range,
+                         arrays.camera.ignored_distortion)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from selfdc_core.geometry import make_transform
+from selfdc_core.geometry import check_rigid_transform, make_transform
 
 from .reader import TYPESTORES, normalize_topic
 
@@ -41,10 +41,7 @@ def extrinsic_matrix(extrinsic) -> np.ndarray | None:
     T = np.asarray(extrinsic, dtype=np.float64)
     if T.size != 16:
         raise ValueError(f"extrinsic matrix must be 4x4 (16 numbers, row-major), got shape {T.shape}")
-    T = T.reshape(4, 4)
-    if not np.all(np.isfinite(T)) or not np.allclose(T[3], [0, 0, 0, 1]):
-        raise ValueError(f"extrinsic must be a finite 4x4 transform with last row 0 0 0 1, got {T.tolist()}")
-    return T
+    return check_rigid_transform(T.reshape(4, 4), "extrinsic matrix")
 
 
 @dataclass(frozen=True)
