@@ -110,6 +110,9 @@ class LearnerLoop:
         frames = a.buffer.sample(self.cfg["batch_size"], a._rng)
         self.last_step = time.perf_counter()
         result = a.learner.step(frames_to_batch(frames, a.device))
+        if not a.enabled:  # frozen while this step ran: it is dropped, nothing more is learned
+            a.learner.reset_to(a.guard.published_state())
+            return
         if result.status == "nonfinite_weights":
             counters.add("nonfinite_weights")
             a.learner.reset_to(a.guard.published_state())
