@@ -55,15 +55,23 @@ class Stream:
     def __init__(self, harness, frames):
         self.h, self.frames, self.k, self.stamp = harness, frames, 0, time.time_ns()
 
-    def next(self):
-        index = self.k % len(self.frames)
-        frame = self.frames[index][0]
-        self.k += 1
-        self.stamp += 200_000_000
-        self.h.publish(image_msg(frame.rgb, "rgb8", self.stamp), camera_info_msg(frame.K, H, W, self.stamp),
-                       cloud_msg(frame.lidar_points, self.stamp + 2_000_000))
-        msg = self.h.depth_for(self.stamp)
-        return index, np.frombuffer(msg.data, dtype=np.float32).reshape(msg.height, msg.width)
+    def next(self, attempts: int = 6):
+        # Inputs use best-effort (sensor data) QoS: on a busy machine a set can be lost, so a set
+        # whose depth does not come back is followed by the next one, as a live sensor would.
+        for _ in range(attempts):
+            index = self.k % len(self.frames)
+            frame = self.frames[index][0]
+            self.k += 1
+            self.stamp += 200_000_000
+            info = camera_info_msg(frame.K, H, W, self.stamp)
+            cloud = cloud_msg(frame.lidar_points, self.stamp + 2_000_000)
+            self.h.publish(image_msg(frame.rgb, "rgb8", self.stamp), info, cloud)
+            try:
+                msg = self.h.depth_for(self.stamp, timeout=60)
+            except AssertionError:
+                continue
+            return index, np.frombuffer(msg.data, dtype=np.float32).reshape(msg.height, msg.width)
+        raise AssertionError(f"no completed depth for {attempts} sets in a row")
 
     def until(self, predicate, timeout=600.0):
         """Stream until predicate(stats) holds; every published depth is returned with its frame."""
