@@ -214,7 +214,7 @@ class CompletionNode(LifecycleNode):
     def _activate(self) -> None:
         p = self.params
         self._sync = ApproximateTimeSynchronizer(
-            3, p["sync.queue_size"], p["sync.slop"], p["sync.jump_threshold"]
+            3, p["sync.queue_size"], p["sync.slop"], p["sync.jump_threshold"] or None
         )
         self._last_received = [0.0, 0.0, 0.0]
         self._last_stamp = [0, 0, 0]

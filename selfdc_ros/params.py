@@ -134,9 +134,11 @@ PARAMETERS: tuple[Param, ...] = (
     ),
     Param(
         "sync.jump_threshold",
-        1.0,
+        0.0,
         "A stamp this much (s) behind the last set restarts the synchroniser (bag loop, simulation "
-        "reset); one this much ahead of its input's next stamp is evicted as a future stamp.",
+        "reset); one this much ahead of its input's next stamp is evicted as a future stamp. "
+        "0 = automatic: max(1 s, 2 x sync.slop).",
+        minimum=0.0,
     ),
     Param("sync.queue_size", 10, "Messages held per input by the approximate time synchroniser.", minimum=1),
     Param("sync.slop", 0.05, "Largest stamp difference (s) within one synchronised set.", minimum=0.0),
@@ -357,11 +359,12 @@ def _cross_problems(v: dict) -> list[ParameterError]:
                 f"parameter 'filter.kernel_size' must be odd, got {v['filter.kernel_size']}",
             )
         )
-    if not v["sync.slop"] < v["sync.jump_threshold"] < math.inf:
+    jump = v["sync.jump_threshold"]
+    if jump != 0 and not v["sync.slop"] < jump < math.inf:
         out.append(
             ParameterError(
                 ("sync.slop", "sync.jump_threshold"),
-                "parameter 'sync.jump_threshold' must be finite and larger than sync.slop",
+                "parameter 'sync.jump_threshold' must be 0 (automatic) or finite and larger than sync.slop",
             )
         )
     if not v["limits.min_sparse_depth"] < v["limits.max_sparse_depth"]:
