@@ -161,7 +161,7 @@ class OnlineAdaptation(NodeComponent):
             level=DiagnosticStatus.WARN if error else DiagnosticStatus.OK,
             name=f"{self.node.get_fully_qualified_name()}: adaptation",
             message=f"learner failed, adaptation is off: {error}" if error else (
-                "learning" if stats["enabled"] else "frozen"),
+                "learning" if stats["enabled"] else "frozen" if self.adapter is not None else "off"),
             hardware_id=str(self.node.completer.device) if self.node.completer is not None else "",
         )
         status.values = [KeyValue(key=k, value=_text(v)) for k, v in stats.items() if k in DIAGNOSTIC_KEYS]
