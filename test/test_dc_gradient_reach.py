@@ -45,14 +45,15 @@ def grads_over_first_steps(model, loss_fn, steps=3):
 
 def test_dc_alone_reaches_every_module_but_segmentation():
     for w_dc_init in (0.0, 1.0):
-        seen = grads_over_first_steps(small_model(), SelfDCLoss(w_dc_init=w_dc_init, **DC_ONLY))
+        model = small_model(preserve_input_in_training=False)
+        seen = grads_over_first_steps(model, SelfDCLoss(w_dc_init=w_dc_init, **DC_ONLY))
         missing = [n for n, g in seen.items() if g == 0 and not n.startswith("seg_decoder.")]
         assert missing == [], f"w_dc_init={w_dc_init}: no gradient for {missing}"
         assert all(g == 0 for n, g in seen.items() if n.startswith("seg_decoder."))
 
 
 def test_reset_in_training_starves_the_refinement():
-    # The behaviour the default avoids: with the reset on in training, L_dc alone leaves the
+    # NLSPN's behaviour (the default): with the reset on in training, L_dc alone leaves the
     # propagation, guidance and confidence heads without gradient.
     seen = grads_over_first_steps(small_model(preserve_input_in_training=True), SelfDCLoss(**DC_ONLY))
     for prefix in ("propagation.", "guidance_head.", "confidence_head."):
@@ -60,7 +61,7 @@ def test_reset_in_training_starves_the_refinement():
 
 
 def test_paper_exact_loss_decreases_on_a_tiny_fit():
-    model, batch = small_model(), blocky_batch(seed=1)
+    model, batch = small_model(preserve_input_in_training=False), blocky_batch(seed=1)
     loss_fn = SelfDCLoss(w_dc_init=0.0)  # eq. 7 exactly
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     history = []
@@ -76,7 +77,7 @@ def test_paper_exact_loss_decreases_on_a_tiny_fit():
 
 
 def test_inference_still_resets_measured_pixels():
-    model, batch = small_model().eval(), blocky_batch()
+    model, batch = small_model(preserve_input_in_training=False).eval(), blocky_batch()
     with torch.no_grad():
         out = model(batch["rgb"], batch["sparse"])
     valid = batch["sparse"] > 0

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from selfdc_core.models import SelfDC
-from selfdc_core.models.gather_propagation import sample_taps
+from selfdc_core.models.gather_propagation import propagate, sample_taps
 from selfdc_core.models.nlspn import NonLocalPropagation, sample_at_neighbors
 
 TOLERANCE = {torch.float32: (1e-5, 1e-4), torch.float64: (1e-10, 1e-9)}
@@ -120,3 +120,13 @@ def test_model_checkpoint_loads_in_either_propagation():
 def test_unknown_propagation_is_rejected():
     with pytest.raises(ValueError, match="propagation"):
         SelfDC(backbone="resnet18", propagation="convolution")
+
+
+def test_non_finite_offsets_give_nan_not_a_crash():
+    # A diverged model (e.g. an online update with a huge learning rate) must not crash the gather.
+    offsets = torch.zeros(1, 18, 5, 6)
+    offsets[0, 0, 2, 3] = float("nan")
+    offsets[0, 1, 1, 1] = float("inf")
+    affinity = torch.full((1, 9, 5, 6), 1 / 9)
+    out = propagate(torch.ones(1, 1, 5, 6), offsets, affinity, steps=2)
+    assert out.shape == (1, 1, 5, 6) and torch.isnan(out).any()

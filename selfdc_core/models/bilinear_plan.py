@@ -97,7 +97,10 @@ class CornerFactors:
         row, inside_row = factors(y0, y - y0, height)
         col, inside_col = factors(x0, x - x0, width)
         # Clamp so that every read stays inside the zero border; clamped corners have weight 0.
-        top_left = (y0.clamp(-1, height - 1) + 1) * (width + 2) + (x0.clamp(-1, width - 1) + 1)
+        # Non-finite offsets (a diverged model) keep NaN weights, as deform_conv2d gives NaN output,
+        # but still get a valid index.
+        y0c, x0c = y0.nan_to_num(-1.0).clamp(-1, height - 1), x0.nan_to_num(-1.0).clamp(-1, width - 1)
+        top_left = (y0c + 1) * (width + 2) + (x0c + 1)
         return cls(top_left.to(torch.int32), row, col, inside_row, inside_col, height, width)
 
     @property

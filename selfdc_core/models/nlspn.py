@@ -67,15 +67,16 @@ class NonLocalPropagation(nn.Module):
 
     def __init__(self, guidance_channels: int = NUM_NEIGHBORS, iterations: int = 18,
                  preserve_input: bool = True, affinity_gamma: float = 0.5, mode: str = "gather",
-                 preserve_input_in_training: bool = False):
+                 preserve_input_in_training: bool = True):
         super().__init__()
         if mode not in PROPAGATION_MODES:
             raise ValueError(f"propagation mode must be one of {PROPAGATION_MODES}, got {mode!r}")
         self.mode = mode
         self.iterations = iterations
         self.preserve_input = preserve_input
-        # In training the reset is off by default: with it, the output at a measured pixel starts as the
-        # measurement itself, so L_dc there is 0 with zero gradient and never reaches the refinement.
+        # With the reset in training too (NLSPN, the default), the output at a measured pixel starts as
+        # the measurement itself, so L_dc there is 0 with zero gradient until the smoothness terms move
+        # the propagation; False lets L_dc reach the refinement from the first step.
         self.preserve_input_in_training = preserve_input_in_training
         # Guidance -> 8 (dy, dx) offsets and 8 raw affinities. Zero init (as NLSPN): training starts from
         # the regular 3x3 grid with zero neighbour weights, i.e. the identity.

@@ -45,16 +45,16 @@ class SelfDC(nn.Module):
     torchvision reference); the weights are the same, so a checkpoint loads in either.
 
     `preserve_input` (NLSPN) resets measured pixels to the measurement before every propagation step.
-    In inference it is on. In training it is off unless `preserve_input_in_training`: L_dc (eq. 5)
-    scores the prediction at the measured pixels, and with the reset that prediction starts as the
-    measurement itself (the propagation is initialised to the identity), so L_dc would be 0 with zero
-    gradient, and the refinement, guidance and confidence heads would get nothing from it.
+    In inference it is on; in training it is on unless `preserve_input_in_training` is False. With the
+    reset, L_dc (eq. 5) at the measured pixels starts at 0 with zero gradient (the propagation is
+    initialised to the identity), so L_dc alone does not reach the refinement, guidance and confidence
+    heads; False lets it, at the price of training a propagation that inference then runs with the reset.
     """
 
     def __init__(self, backbone: str = "resnet34", num_classes: int = 32, prop_iterations: int = 18,
                  preserve_input: bool = True, pretrained: bool = False, depth_scale: float = 10.0,
                  affinity_gamma: float = 0.5, include_segmentation: bool = True, propagation: str = "gather",
-                 preserve_input_in_training: bool = False):
+                 preserve_input_in_training: bool = True):
         super().__init__()
         _require(backbone in BACKBONE_NAMES, "backbone", f"one of {BACKBONE_NAMES}", backbone)
         _require(_is_int(num_classes) and num_classes >= 1, "num_classes", "an int >= 1", num_classes)
