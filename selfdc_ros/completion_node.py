@@ -378,7 +378,7 @@ class CompletionNode(LifecycleNode):
 
     def _check_layout(self, index: int, msg) -> None:
         """Cheap metadata checks, so a malformed message never takes a good partner's place."""
-        limits = set_options_of(self.params).limits
+        limits = self._options(self.params).limits
         if index == INFO:
             camera_info_to_intrinsics(msg, self.params["use_projection_matrix"])
         elif index == SPARSE and isinstance(msg, PointCloud2):
@@ -437,7 +437,7 @@ class CompletionNode(LifecycleNode):
         timer.ms["queue_wait"] = (start - job.emitted) * 1e3
         image_msg, info_msg, sparse_msg = job.messages
 
-        arrays = set_to_arrays(image_msg, info_msg, sparse_msg, set_options_of(p),
+        arrays = set_to_arrays(image_msg, info_msg, sparse_msg, self._options(p),
                                lambda image, cloud: self._transform(image.header, cloud.header), timer.stage)
         rgb, sparse, K = arrays.rgb, arrays.sparse, arrays.K
         self._note_input(arrays)
@@ -462,10 +462,19 @@ class CompletionNode(LifecycleNode):
                 component.on_frame(frame)
         self.get_logger().info(f"timings: {self.timing.line()}", throttle_duration_sec=p["timing_log_period"])
 
+    def _options(self, p: dict):
+        """How a message set becomes arrays for the parameter snapshot `p`. Built once per snapshot
+        (live changes replace the dict), not per message: one tuple assignment keeps it thread-safe."""
+        cached = getattr(self, "_options_cache", None)
+        if cached is None or cached[0] is not p:
+            cached = (p, set_options_of(p))
+            self._options_cache = cached
+        return cached[1]
+
     def _note_input(self, arrays) -> None:
         """Warn about what the frame's inputs lost or ignored (the frame itself is still completed)."""
         if arrays.out_of_range:
-            o = set_options_of(self.params)
+            o = self._options(self.params)
             text = f"dropped {arrays.out_of_range} sparse depths outside [{o.min_depth:g}, {o.max_depth:g}] m"
             hint = f"; {arrays.unit_hint}" if arrays.unit_hint else ""
             self.reject(BadMessage("sparse_out_of_range", text + hint), "sparse")
