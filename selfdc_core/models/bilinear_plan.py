@@ -113,11 +113,6 @@ class CornerFactors:
         """Corner weights in CORNERS order, (B, H*W, 9) each."""
         return [self.row[cy] * self.col[cx] for cy, cx in CORNERS]
 
-    def detached(self) -> CornerFactors:
-        return CornerFactors(self.top_left, *(tuple(t.detach() for t in pair) for pair in
-                                              (self.row, self.col, self.inside_row, self.inside_col)),
-                             self.height, self.width)
-
     def sample(self, values: Tensor, weights: list[Tensor] | None = None) -> Tensor:
         """Weighted corner sums at every tap of (B,1,H,W) values -> (B, H*W, 9), by plain gathers."""
         flat = bordered(values)
