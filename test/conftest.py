@@ -18,6 +18,7 @@ their own changes into it).
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,7 @@ def load_tool(name: str):
     path = Path(__file__).resolve().parents[1] / "training" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"{name}_cli", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
 

@@ -1,4 +1,4 @@
-"""The synthetic report's tables over seeds and its learning-curve figure, on hand-made numbers."""
+"""The synthetic report: its run plan, and its tables, verdicts and learning curve on hand-made numbers."""
 
 from types import SimpleNamespace
 
@@ -6,26 +6,79 @@ import cv2
 import numpy as np
 from conftest import load_tool
 
+render = load_tool("report_render")
 report = load_tool("report_synthetic")
 
 
-def _scores(rmse, rel=0.1, d1=0.9):
-    return SimpleNamespace(mean={"rmse": rmse, "rel": rel, "d1": d1})
-
-
-def test_cells_show_mean_and_sample_std_over_seeds():
-    assert report._cells([_scores(0.5)]) == "0.500 | 0.100 | 90.0"
-    # rmse 0.4, 0.5, 0.6: mean 0.5, sample std 0.1.
-    cells = report._cells([_scores(0.4), _scores(0.5), _scores(0.6, d1=0.6)])
-    assert cells == "0.500 ± 0.100 | 0.100 ± 0.000 | 80.0 ± 17.3"
+def test_stat_shows_mean_sample_std_and_seed_count():
+    assert render._stat([0.5]) == "0.500 (1 seed)"
+    assert render._stat([0.4, 0.5, 0.6]) == "0.500 ± 0.100 (3 seeds)"
+    assert render._stat([]) == "not run yet"
 
 
 def test_learning_curve_png_draws_every_curve_and_fill(tmp_path):
     curves = {"SelfDC": [(100, 0.9), (200, 0.5), (300, 0.3)], "supervised": [(100, 0.8), (300, 0.25)],
               "L_dc": []}
     fills = {"nearest fill": 0.42, "morphological fill": 0.41, "linear fill": 0.43}
-    path = report.save_learning_curve(tmp_path / "curve.png", curves, fills, size=(300, 400))
+    path = render.save_learning_curve(tmp_path / "curve.png", curves, fills, size=(300, 400))
     img = cv2.imread(str(path))
     assert img.shape == (300, 400, 3)
-    for colour in [*report.CURVE_COLOURS[:2], *report.FILL_COLOURS]:
+    for colour in [*render.CURVE_COLOURS[:2], *render.FILL_COLOURS]:
         assert np.all(img == colour, axis=-1).any(), colour
+
+
+def test_plan_runs_each_experiment_once_in_priority_order(tmp_path):
+    args = SimpleNamespace(steps=20, seeds=[0, 1, 2], curve_points=2, overrides=[], no_progress=True, only=None)
+    base = report.base_config(args, tmp_path)
+    runs, evals = report.plan(args, base)
+    keys = [r.key for r in runs]
+    assert len(keys) == len(set(keys))
+    # Seed 0 of Table 3 first (the learning curve), then the reset comparison, Table 1, generalisation.
+    assert [r.group for r in runs[:6]] == ["table3"] * 6 and runs[6].group == "reset_off"
+    assert sum(r.group == "table3" for r in runs) == 6 * 3
+    assert sum(r.group == "table1" for r in runs) == len(report.SPARSITIES) - 1  # 500 points = Table 3
+    by_key = {r.key: r for r in runs}
+    assert by_key["reset_off/row8/seed0"].cfg["model"]["preserve_input_in_training"] is False
+    assert by_key["table3/row1/seed1"].cfg["loss"]["w_sms"] == 0 and by_key["table3/row1/seed1"].cfg["train"][
+        "seed"] == 1
+    corridor = by_key["generalisation/corridor"].cfg["data"]
+    assert corridor["train"]["environment"] == corridor["val"]["environment"] == "corridor"
+    assert set(by_key["table3/row8/seed0"].evals) == {report.ROOM_EVAL, *(f"generalisation: {e}" for e in
+                                                                            report.ENVIRONMENTS)}
+    tof = next(r for r in runs if r.label.startswith("ToF"))
+    assert tof.cfg["data"]["train"]["sparse"] == "tof" and evals[tof.evals[0]].spec["sparse"] == "tof"
+
+
+def _context():
+    return {"budget": ["x=1"], "model": {}, "steps": 10, "image_size": [64, 80], "frames": [8, 4],
+            "torch_threads": 1, "ablations": report.ABLATIONS, "full": report.FULL,
+            "supervised": report.SUPERVISED, "sparsities": ["A"], "room_eval": "room",
+            "environments": ("room", "warehouse"),
+            "max_depth": {"room": 10.0, "generalisation: room": 40.0, "generalisation: warehouse": 40.0}}
+
+
+def test_report_tables_and_verdicts_follow_the_numbers(tmp_path):
+    def scores(rmse):
+        return {"rmse": rmse, "rel": 0.1, "d1": 0.9}
+
+    fill = {m: scores(v) for m, v in zip(render.FILLS, (0.40, 0.45, 0.42), strict=True)}
+    fills = {"room": fill, "Table 1: A": fill, "generalisation: room": fill,
+             "generalisation: warehouse": {m: scores(2.0) for m in render.FILLS}}
+    records = [{"group": "table3", "label": report.FULL, "seed": s, "seconds": 10.0, "curve": [(5, 0.5), (10, r)],
+                "scores": {"room": scores(r), "generalisation: room": scores(r),
+                           "generalisation: warehouse": scores(2.5)}}
+               for s, r in ((0, 0.30), (1, 0.34))]
+    records.append({"group": "table3", "label": report.ABLATIONS[0][0], "seed": 0, "seconds": 9.0, "curve": [],
+                    "scores": {"room": scores(0.60)}})
+    records.append({"group": "table1", "label": "A", "seed": 0, "seconds": 9.0, "curve": [],
+                    "scores": {"Table 1: A": scores(0.50)}})
+    render.render_outputs(tmp_path, _context(), fills, records, {"SelfDC": tmp_path / "none"}, None, 0)
+    text = (tmp_path / "synthetic_report.md").read_text()
+    assert f"| SelfDC ({report.FULL}) | 0.320 ± 0.028 (2 seeds) |" in text
+    assert "beats every fill on unseen rooms: yes (0.320 m against nearest fill 0.400 m)" in text
+    assert "| A | 0.500 | 0.400 | 0.450 | 0.420 |" in text
+    assert "SelfDC beats all three fills at 0 of the 1 other sparsities" in text
+    assert "| SelfDC, room | 0.300 | 2.500 |" in text  # seed 0 only, on both environments
+    assert "| SelfDC, warehouse | not run yet | not run yet |" in text
+    assert "Tested in the warehouse: the models trained in no environment beat" in text
+    assert (tmp_path / "figures" / "synthetic_learning_curve.png").exists()
