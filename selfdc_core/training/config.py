@@ -43,7 +43,7 @@ DEFAULTS: dict = {
         "workers": 4,
         "device": "auto",  # auto | cpu | cuda | cuda:N
         "amp": True,  # mixed precision, CUDA only
-        "channels_last": True,  # CUDA only
+        "channels_last": True,  # NHWC convolutions: faster with cuDNN and with oneDNN on CPU
         "out_dir": "runs/default",  # checkpoints, config.yaml, TensorBoard logs
         "seed": 0,
         "eval_every": None,  # validate every N steps (None: at the end of each epoch)

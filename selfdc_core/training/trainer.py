@@ -77,7 +77,7 @@ class Trainer:
         self.device = self.ctx.device
         self.cuda = self.device.type == "cuda"
         self.amp = bool(t["amp"]) and self.cuda
-        self.channels_last = bool(t["channels_last"]) and self.cuda
+        self.channels_last = bool(t["channels_last"])
         self.out_dir = Path(t["out_dir"])
         self.max_depth = float(cfg["data"]["max_depth"])
         seed_everything(int(t["seed"]))
