@@ -28,7 +28,8 @@ def test_learning_curve_png_draws_every_curve_and_fill(tmp_path):
 
 
 def test_plan_runs_each_experiment_once_in_priority_order(tmp_path):
-    args = SimpleNamespace(steps=20, seeds=[0, 1, 2], curve_points=2, overrides=[], no_progress=True, only=None)
+    args = SimpleNamespace(steps=20, seeds=[0, 1, 2], curve_points=2, overrides=[], no_progress=True,
+                           only=None)
     base = report.base_config(args, tmp_path)
     runs, evals = report.plan(args, base)
     keys = [r.key for r in runs]
@@ -64,12 +65,13 @@ def test_report_tables_and_verdicts_follow_the_numbers(tmp_path):
     fill = {m: scores(v) for m, v in zip(render.FILLS, (0.40, 0.45, 0.42), strict=True)}
     fills = {"room": fill, "Table 1: A": fill, "generalisation: room": fill,
              "generalisation: warehouse": {m: scores(2.0) for m in render.FILLS}}
-    records = [{"group": "table3", "label": report.FULL, "seed": s, "seconds": 10.0, "curve": [(5, 0.5), (10, r)],
+    records = [{"group": "table3", "label": report.FULL, "seed": s, "seconds": 10.0,
+                "curve": [(5, 0.5), (10, r)],
                 "scores": {"room": scores(r), "generalisation: room": scores(r),
                            "generalisation: warehouse": scores(2.5)}}
                for s, r in ((0, 0.30), (1, 0.34))]
-    records.append({"group": "table3", "label": report.ABLATIONS[0][0], "seed": 0, "seconds": 9.0, "curve": [],
-                    "scores": {"room": scores(0.60)}})
+    records.append({"group": "table3", "label": report.ABLATIONS[0][0], "seed": 0, "seconds": 9.0,
+                    "curve": [], "scores": {"room": scores(0.60)}})
     records.append({"group": "table1", "label": "A", "seed": 0, "seconds": 9.0, "curve": [],
                     "scores": {"Table 1: A": scores(0.50)}})
     render.render_outputs(tmp_path, _context(), fills, records, {"SelfDC": tmp_path / "none"}, None, 0)
