@@ -16,7 +16,7 @@ Taps are row-major over the 3x3 kernel and offsets are (dy, dx) per tap, as in d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -67,41 +67,43 @@ def _compute_tap_grid(height: int, width: int, dtype: torch.dtype, device: torch
 class CornerFactors:
     """Where the 9 taps of every pixel sample, and the separable bilinear weights of their corners.
 
-    The weight of corner (cy, cx) is row[cy] * col[cx]: row = (1 - fy, fy), each zeroed where that
-    corner row lies outside the image; inside_row holds those 0/1 masks, which are also d row / d y up
-    to the signs (-1, +1). col and inside_col likewise along x. All (B, H*W, 9).
+    Each sample position is first clamped to [-1, H] x [-1, W]: a position beyond the image then
+    reads only the zero border, which gives deform_conv2d's zero padding with no masks, since every
+    corner a position can touch lies in the bordered map. The weight of corner (cy, cx) is
+    row[cy] * col[cx], with row = (1 - fy, fy) and col = (1 - fx, fx). `slope_y` / `slope_x` (1 where
+    the clamp did not act, else 0) are d fy / d y and d fx / d x, built only for the backward. All
+    (B, H*W, 9).
     """
 
     top_left: Tensor
     row: tuple[Tensor, Tensor]
     col: tuple[Tensor, Tensor]
-    inside_row: tuple[Tensor, Tensor]
-    inside_col: tuple[Tensor, Tensor]
+    slope_y: Tensor | None
+    slope_x: Tensor | None
     height: int
     width: int
 
     @classmethod
-    def from_offsets(cls, offsets: Tensor) -> CornerFactors:
+    def from_offsets(cls, offsets: Tensor, with_slopes: bool = False) -> CornerFactors:
         """offsets (B,18,H,W) as (dy, dx) per tap, relative to the tap's regular grid position."""
         batch, _, height, width = offsets.shape
         off = offsets.reshape(batch, TAPS, 2, height * width).permute(2, 0, 3, 1).contiguous()  # (2,B,HW,9)
         grid_y, grid_x = _tap_grid(height, width, offsets.dtype, offsets.device)
-        y, x = off[0] + grid_y, off[1] + grid_x
-        y0, x0 = torch.floor(y), torch.floor(x)
 
-        def factors(first: Tensor, frac: Tensor, size: int):
-            inside = (((first >= 0) & (first < size)).to(frac.dtype),
-                      ((first >= -1) & (first < size - 1)).to(frac.dtype))
-            return ((1 - frac) * inside[0], frac * inside[1]), inside
+        def axis(position: Tensor, size: int):
+            clamped = position.clamp(-1, size)
+            # The last corner row/column may be the far border (size), never beyond it.
+            first = clamped.floor().clamp_(max=size - 1)
+            frac = clamped - first
+            slope = ((position > -1) & (position < size)).to(position.dtype) if with_slopes else None
+            return first, (1 - frac, frac), slope
 
-        row, inside_row = factors(y0, y - y0, height)
-        col, inside_col = factors(x0, x - x0, width)
-        # Clamp so that every read stays inside the zero border; clamped corners have weight 0.
+        y0, row, slope_y = axis(off[0] + grid_y, height)
+        x0, col, slope_x = axis(off[1] + grid_x, width)
         # Non-finite offsets (a diverged model) keep NaN weights, as deform_conv2d gives NaN output,
         # but still get a valid index.
-        y0c, x0c = y0.nan_to_num(-1.0).clamp(-1, height - 1), x0.nan_to_num(-1.0).clamp(-1, width - 1)
-        top_left = (y0c + 1) * (width + 2) + (x0c + 1)
-        return cls(top_left.to(torch.int32), row, col, inside_row, inside_col, height, width)
+        top_left = torch.add(x0.nan_to_num_(-1.0), y0.nan_to_num_(-1.0), alpha=width + 2).add_(width + 3)
+        return cls(top_left.to(torch.int32), row, col, slope_y, slope_x, height, width)
 
     @property
     def shifts(self) -> tuple[int, int, int, int]:
@@ -112,6 +114,27 @@ class CornerFactors:
     def weights(self) -> list[Tensor]:
         """Corner weights in CORNERS order, (B, H*W, 9) each."""
         return [self.row[cy] * self.col[cx] for cy, cx in CORNERS]
+
+    @cached_property
+    def corners(self) -> Tensor:
+        """Flat bordered index of every corner of every tap, (B, H*W, 4, 9) int32 (CORNERS, then taps:
+        each pixel's 36 entries side by side, and every write below runs over 9 contiguous values)."""
+        shifts = torch.tensor(self.shifts, dtype=torch.int32, device=self.top_left.device)
+        return self.top_left.unsqueeze(-2) + shifts.view(-1, 1)
+
+    @cached_property
+    def corner_weights(self) -> Tensor:
+        """Bilinear weight of every corner of every tap, (B, H*W, 4, 9), laid out as `corners`."""
+        out = self.row[0].new_empty(self.corners.shape)
+        for k, (cy, cx) in enumerate(CORNERS):
+            torch.mul(self.row[cy], self.col[cx], out=out[..., k, :])
+        return out
+
+    def sample_planned(self, values: Tensor) -> Tensor:
+        """As `sample`, by one gather over all corners of the planned layout (eager mode)."""
+        flat = bordered(values)
+        taken = flat.gather(1, self.corners.flatten(1).long()).view_as(self.corner_weights)
+        return (taken * self.corner_weights).sum(-2)
 
     def sample(self, values: Tensor, weights: list[Tensor] | None = None) -> Tensor:
         """Weighted corner sums at every tap of (B,1,H,W) values -> (B, H*W, 9), by plain gathers."""

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d
 
-from .gather_propagation import propagate, sample_taps
+from .gather_propagation import image_plans, propagate, sample_taps
 
 PROPAGATION_MODES = ("gather", "deform_conv")
 KERNEL = 3
@@ -88,27 +88,34 @@ class NonLocalPropagation(nn.Module):
 
     def offsets_and_affinity(self, guidance: Tensor, confidence: Tensor | None) -> tuple[Tensor, Tensor]:
         """Guidance (B,G,H,W) [+ confidence (B,1,H,W)] -> offsets (B,18,H,W), affinity (B,9,H,W)."""
+        offsets, affinity, _ = self._planned_offsets_and_affinity(guidance, confidence)
+        return offsets, affinity
+
+    def _planned_offsets_and_affinity(self, guidance: Tensor, confidence: Tensor | None):
+        """Offsets, affinity and, in gather mode, the per-image corner plans that sampled the confidence
+        (the propagation reuses them)."""
         out = self.offset_affinity(guidance)
         offsets = out[:, : 2 * NUM_NEIGHBORS]
         offsets = insert_center(offsets, offsets.new_zeros(offsets.shape[0], 2, *offsets.shape[2:]), 2)
         neighbor_conf = None
+        plans = image_plans(offsets) if self.mode == "gather" else None
         if confidence is not None:
             # As in NLSPN, the confidence is sampled at detached offsets: it weights, but does not steer them.
             if self.mode == "gather":
-                sampled = sample_taps(confidence, offsets)
+                sampled = sample_taps(confidence, offsets, plans)
                 neighbor_conf = torch.cat((sampled[:, :CENTER], sampled[:, CENTER + 1 :]), dim=1)
             else:
                 neighbor_conf = sample_at_neighbors(confidence, offsets.detach())
         affinity = normalize_affinity(out[:, 2 * NUM_NEIGHBORS :], self.affinity_scale, neighbor_conf)
-        return offsets, affinity
+        return offsets, affinity, plans
 
     def forward(self, depth_init: Tensor, guidance: Tensor, confidence: Tensor | None = None,
                 sparse: Tensor | None = None) -> Tensor:
-        offsets, affinity = self.offsets_and_affinity(guidance, confidence)
+        offsets, affinity, plans = self._planned_offsets_and_affinity(guidance, confidence)
         reset = self.preserve_input and (self.preserve_input_in_training or not self.training)
         anchors = sparse if reset else None
         if self.mode == "gather":
-            return propagate(depth_init, offsets, affinity, self.iterations, anchors)
+            return propagate(depth_init, offsets, affinity, self.iterations, anchors, plans)
         valid = None if anchors is None else anchors > 0
         depth = depth_init
         for _ in range(self.iterations):
