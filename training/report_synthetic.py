@@ -16,7 +16,7 @@ sparse inputs of unseen frames (another seed). The experiments, in the order the
      at the same density, LiDAR at 16/32/64 beams, a ToF zone grid), trained and tested on it.
   4. Generalisation: the full method trained in each environment (room, warehouse, corridor) and
      tested in each.
-  5. Table 3 and (a) for the other seeds; then the reset-off row 8 for the other seeds.
+  5. Table 3 for the other seeds, then the supervised baseline and the reset-off row 8 for them.
 
 Runs are deterministic for a given seed. Each finished run is kept in --work (its scores, training
 time and learning curve), so an interrupted report resumes where it stopped, and the report is
@@ -176,12 +176,15 @@ def plan(args, base: dict) -> tuple[list[Run], dict[str, EvalSet]]:
     for env in ENVIRONMENTS[1:]:
         runs.append(Run(f"generalisation/{env}", "generalisation", env, first,
                         variant(row_sections(full_file), data={"environment": env}), gen_evals))
-    for seed in rest:
-        runs += table3(seed)
+    later = [table3(seed) for seed in rest]
+    runs += [r for seed_runs in later for r in seed_runs if r.label != SUPERVISED]
+    runs += [r for seed_runs in later for r in seed_runs if r.label == SUPERVISED]
     runs += [reset_off(FULL, seed) for seed in rest]
     for r in runs:
         r.cfg["train"]["seed"] = r.seed
         r.cfg.pop("budget", None)
+        if r.seed != first or r.group not in ("table3", "reset_off"):
+            r.cfg["train"]["eval_every"] = args.steps  # only the first seed's curves are drawn
     return [r for r in runs if args.only is None or r.group in args.only], evals
 
 
