@@ -226,7 +226,8 @@ def train_and_score(r: Run, work: Path, evals: dict[str, EvalSet], datasets: dic
     result = Trainer(r.cfg).fit()
     seconds = time.perf_counter() - start
     if result.status not in ("finished", "max_steps"):  # e.g. interrupted: its weights are not the budget's
-        raise SystemExit(f"{r.key}: training {result.status} at step {result.step}; rerun to resume the report")
+        raise SystemExit(f"{r.key}: training {result.status} at step {result.step}; "
+                         "rerun to resume the report")
     completer = DepthCompleter.from_checkpoint(result.last_checkpoint, device=r.cfg["train"]["device"])
     scores = {}
     for name in r.evals:
