@@ -22,7 +22,7 @@ Runs are deterministic for a given seed. Each finished run is kept in --work (it
 time and learning curve), so an interrupted report resumes where it stopped, and the report is
 rewritten after every run from what has finished (each row states its number of seeds).
 
-    python training/report_synthetic.py [--steps N] [--seeds S ...] [--work DIR] [key=value ...]
+    python training/report_synthetic.py [--steps N] [--seeds S ...] [--jobs J] [--work DIR] [key=value ...]
 """
 
 from __future__ import annotations
@@ -105,14 +105,16 @@ def main(argv=None) -> int:
                         help="training seeds of Table 3 and (a); mean ± std over them (default: 0 1 2)")
     parser.add_argument("--only", nargs="+", choices=("table3", "reset_off", "table1", "generalisation"),
                         help="run only these experiments (default: all)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, in processes that share the CPU threads (default: 1)")
     parser.add_argument("--curve-points", type=int, default=10,
                         help="validations per run for the learning curve (default: 10)")
     parser.add_argument("--figures", type=int, default=3, help="examples in the qualitative figure")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="applied after the budget")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.curve_points < 1 or len(set(args.seeds)) != len(args.seeds):
-        parser.error("--steps and --curve-points must be positive and --seeds distinct")
+    if min(args.steps, args.curve_points, args.jobs) < 1 or len(set(args.seeds)) != len(args.seeds):
+        parser.error("--steps, --curve-points and --jobs must be positive and --seeds distinct")
     logging.basicConfig(level=logging.WARNING)
     return run(args, Path(args.work))
 
@@ -259,35 +261,65 @@ KEEP_CHECKPOINTS = ("table3/row8/seed{seed}", "table3/supervised/seed{seed}")
 def run(args, work: Path) -> int:
     import torch
 
-    from selfdc_core.data.factory import build_dataset
     from selfdc_core.evaluation import evaluate
 
     progress = not args.no_progress
     base = base_config(args, work)
     runs, evals = plan(args, base)
-    datasets = {name: build_dataset({"val": e.spec, "train": e.spec}, "val", with_gt=True)
-                for name, e in evals.items()}
+    datasets = {name: eval_dataset(e) for name, e in evals.items()}
     fills = {}
     for name, e in evals.items():
         scores = evaluate(None, datasets[name], e.max_depth, progress=False).scores
         fills[name] = {s.method: s.mean for s in scores}
     keep = {k.format(seed=args.seeds[0]) for k in KEEP_CHECKPOINTS}
-    records, labelled = [], set()
-    for i, r in enumerate(runs, 1):
+    records, pending, labelled = [], [], set()
+    for r in runs:
         cached = work / "runs" / r.key / "result.json"
         if cached.exists():
             records.append(json.loads(cached.read_text()))
-            continue
-        print(f"\n== run {i}/{len(runs)}: {r.key} ({r.label})", flush=True)
-        ensure_labels(r.cfg, progress, labelled)
-        records.append(train_and_score(r, work, evals, datasets, progress))
-        if r.key not in keep:
-            for ckpt in (work / "runs" / r.key).glob("*.pt"):
-                ckpt.unlink()
-            shutil.rmtree(work / "runs" / r.key / "tb", ignore_errors=True)
-        render(args, base, evals, datasets, fills, records, work, torch.get_num_threads())
-    render(args, base, evals, datasets, fills, records, work, torch.get_num_threads())
+        else:
+            ensure_labels(r.cfg, progress, labelled)  # here, so that parallel runs only read them
+            pending.append(r)
+    threads = max(torch.get_num_threads() // args.jobs, 1)
+
+    def finished(record: dict) -> None:
+        records.append(record)
+        render(args, base, evals, datasets, fills, records, work, threads)
+
+    if args.jobs == 1:
+        for i, r in enumerate(pending, 1):
+            print(f"\n== run {i}/{len(pending)}: {r.key} ({r.label})", flush=True)
+            finished(run_one(r, work, evals, r.key in keep, progress))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        print(f"{len(pending)} runs in {args.jobs} processes of {threads} thread(s)", flush=True)
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            futures = [pool.submit(run_one, r, work, evals, r.key in keep, False) for r in pending]
+            for future in as_completed(futures):
+                finished(future.result())
+    render(args, base, evals, datasets, fills, records, work, threads)
     return 0
+
+
+def eval_dataset(e: EvalSet):
+    from selfdc_core.data.factory import build_dataset
+
+    return build_dataset({"val": e.spec, "train": e.spec}, "val", with_gt=True)
+
+
+def run_one(r: Run, work: Path, evals: dict[str, EvalSet], keep_checkpoint: bool, progress: bool) -> dict:
+    """Train and score one run (in this process or a worker); only the figure's checkpoints stay."""
+    print(f"== {r.key} ({r.label}): training", flush=True)
+    record = train_and_score(r, work, evals, {name: eval_dataset(evals[name]) for name in r.evals}, progress)
+    if not keep_checkpoint:
+        for ckpt in (work / "runs" / r.key).glob("*.pt"):
+            ckpt.unlink()
+        shutil.rmtree(work / "runs" / r.key / "tb", ignore_errors=True)
+    print(f"== {r.key}: done in {record['seconds']:.0f} s", flush=True)
+    return record
 
 
 def render(args, base, evals, datasets, fills, records, work, threads) -> None:
