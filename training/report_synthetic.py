@@ -110,6 +110,8 @@ def main(argv=None) -> int:
     parser.add_argument("--curve-points", type=int, default=10,
                         help="validations per run for the learning curve (default: 10)")
     parser.add_argument("--figures", type=int, default=3, help="examples in the qualitative figure")
+    parser.add_argument("--render-only", action="store_true",
+                        help="write the report from the finished runs in --work, training nothing")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="applied after the budget")
     args = parser.parse_args(argv)
@@ -277,7 +279,7 @@ def run(args, work: Path) -> int:
         cached = work / "runs" / r.key / "result.json"
         if cached.exists():
             records.append(json.loads(cached.read_text()))
-        else:
+        elif not args.render_only:
             ensure_labels(r.cfg, progress, labelled)  # here, so that parallel runs only read them
             pending.append(r)
     threads = max(torch.get_num_threads() // args.jobs, 1)
