@@ -16,6 +16,7 @@ import math
 import threading
 
 from selfdc_core.adaptation.config import DEFAULTS, adaptation_config
+from selfdc_core.model_io import CheckpointError
 from selfdc_ros.components import COMPONENTS, CompletedFrame, NodeComponent
 
 PREFIX = "adaptation."
@@ -90,6 +91,7 @@ class OnlineAdaptation(NodeComponent):
     def __init__(self):
         self.node = self.adapter = self.save_service = None
         self.settings: dict = {}
+        self.error = ""  # why the learner could not be built (adaptation then stays off)
         self._wanted = self._active = False
         self._lock = threading.Lock()
 
@@ -135,19 +137,33 @@ class OnlineAdaptation(NodeComponent):
         with self._lock:
             wanted = self._wanted and self._active
             if wanted and self.adapter is None:
-                self.adapter = self._create()
+                try:
+                    self.adapter = self._create()
+                except (CheckpointError, ValueError, OSError) as exc:  # one line, not an error per frame
+                    self._wanted, self.error = False, str(exc)
+                    self.node.get_logger().error(f"adaptation cannot start and stays off: {exc}")
+                    return
+                self.error = ""
             if self.adapter is not None and wanted != self.adapter.enabled:
                 self.adapter.set_enabled(wanted)
 
     def _create(self):
         from pathlib import Path
 
+        import torch
+
         from selfdc_core.adaptation import OnlineAdapter, loss_of_checkpoint
         from selfdc_core.model_io import load_checkpoint
 
-        state = load_checkpoint(Path(self.node.params["checkpoint"]).expanduser(), map_location="cpu")
+        if not isinstance(getattr(self.node.completer, "model", None), torch.nn.Module):
+            raise ValueError("online adaptation trains the PyTorch model: run the node with backend torch "
+                             "(a .pt or .safetensors checkpoint), not onnxruntime")
+        path = Path(self.node.params["checkpoint"]).expanduser()
+        # Slim weights carry no training config: the learner then uses the default loss, and a fresh
+        # segmentation head when the loss needs one.
+        state = {} if path.suffix == ".safetensors" else load_checkpoint(path, map_location="cpu")
         settings = {**self.settings, "loss": loss_of_checkpoint(state)}
-        adapter = OnlineAdapter(self.node.completer, settings, checkpoint_weights=state["model"])
+        adapter = OnlineAdapter(self.node.completer, settings, checkpoint_weights=state.get("model"))
         if adapter.resumed_from is not None:
             self.node.get_logger().info(f"adaptation: continuing from {adapter.resumed_from}")
         return adapter
@@ -155,7 +171,7 @@ class OnlineAdaptation(NodeComponent):
     def diagnostics(self) -> list:
         from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-        stats = self.adapter.stats() if self.adapter is not None else {"enabled": False}
+        stats = self.adapter.stats() if self.adapter is not None else {"enabled": False, "error": self.error}
         error = stats.get("error", "")
         status = DiagnosticStatus(
             level=DiagnosticStatus.WARN if error else DiagnosticStatus.OK,

@@ -158,8 +158,9 @@ def test_a_failing_learner_turns_adaptation_off_and_inference_goes_on(frames):
     adapter.stop(save=False)
 
 
-def test_save_resume_and_periodic_writes(frames, tmp_path):
-    path = tmp_path / "adapted.pt"
+@pytest.mark.parametrize("name", ["adapted.pt", "adapted.safetensors"])
+def test_save_resume_and_periodic_writes(frames, tmp_path, name):
+    path = tmp_path / name
     completer, adapter = make_adapter({"guard_tolerance": 1e6, "save_path": str(path), "save_every_s": 0.2})
     rgb, sparse, _ = frames[0]
     adapter.start()

@@ -7,7 +7,15 @@ import time
 import numpy as np
 import pytest
 from conftest import SYNTHETIC_CKPT_SIZE, synthetic_test_scenes
-from ros_helpers import Harness, camera_info_msg, cloud_msg, image_msg, ros_context_fixture, start_node
+from ros_helpers import (
+    Harness,
+    camera_info_msg,
+    cloud_msg,
+    image_msg,
+    ros_context_fixture,
+    start_node,
+    wait_for,
+)
 
 from selfdc_core.geometry import project_points, transform_points
 from selfdc_core.inference import DepthCompleter
@@ -51,5 +59,36 @@ def test_node_completes_frames_with_each_format(ros_context, synthetic_checkpoin
         assert valid.mean() > 0.95
         unmeasured = valid & (sparse == 0)  # measured pixels may be overwritten by the measurement
         np.testing.assert_allclose(depth[unmeasured], expected[unmeasured], atol=1e-3)
+    finally:
+        harness.close()
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "onnx"])
+def test_online_adaptation_with_each_format(ros_context, exported, fmt):
+    """Slim weights adapt (default loss, fresh segmentation head); an ONNX model cannot be trained, which
+    is one clear error in diagnostics while the node goes on completing frames."""
+    from sensor_msgs.msg import Image, PointCloud2
+
+    scenes = synthetic_test_scenes("lidar")
+    node = start_node(ros_context, exported[fmt], f"/adapt_{fmt}", **{
+        "extrinsic.source": "matrix", "extrinsic.matrix": scenes.frame(0).T_cam_lidar.ravel().tolist(),
+        "adaptation.enabled": True, "adaptation.min_gap_s": 0.0, "adaptation.batch_size": 2,
+        "adaptation.holdout_every": 3, "warmup": False})
+    harness = Harness(ros_context, node, PointCloud2, Image, "camera/image", "lidar/points")
+    adaptation = node.components[0]
+    try:
+        stamp = time.time_ns()
+        for i in range(6):
+            frame = scenes.frame(i % len(scenes))
+            stamp += 200_000_000
+            harness.publish(image_msg(frame.rgb, "rgb8", stamp), camera_info_msg(frame.K, H, W, stamp),
+                            cloud_msg(frame.lidar_points, stamp))
+            assert np.isfinite(np.frombuffer(harness.depth_for(stamp).data, np.float32)).mean() > 0.95
+        if fmt == "onnx":
+            assert adaptation.adapter is None and "onnxruntime" in adaptation.error
+            assert node.stage_counts["processing_errors"] == 0
+        else:
+            wait_for(lambda: adaptation.adapter.stats()["learner_steps"] >= 1, 300, "a learner step")
+            assert adaptation.error == "" and adaptation.adapter.stats()["error"] == ""
     finally:
         harness.close()

@@ -1,4 +1,9 @@
-"""Adapted weights on disk: written atomically, loadable as a checkpoint by DepthCompleter and the node."""
+"""Adapted weights on disk, written atomically and loadable by DepthCompleter and the node.
+
+A `.safetensors` save_path gets slim weights (selfdc_core.deploy.weights: the model config in the
+metadata, no optimiser state); any other path a training-style checkpoint that also records the
+adaptation settings and counters.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,15 @@ from torch import nn
 
 from selfdc_core.model_io import load_checkpoint, load_model_weights, save_checkpoint
 
+SLIM_SUFFIX = ".safetensors"
+
 
 def save_adapted(path, model_config: dict, weights: dict, adaptation_cfg: dict, counters: dict) -> Path:
-    """Write the published weights as a checkpoint (temp file, fsync, rename: never half-written)."""
+    """Write the published weights (temp file, then rename: never half-written)."""
+    if Path(path).suffix == SLIM_SUFFIX:
+        from selfdc_core.deploy.weights import save_state
+
+        return save_state(model_config, weights, path)
     state = {
         "model_config": dict(model_config),
         "model": weights,
@@ -24,6 +35,11 @@ def save_adapted(path, model_config: dict, weights: dict, adaptation_cfg: dict, 
 
 def load_adapted(path, model: nn.Module) -> dict:
     """The weights stored at `path`, checked against `model`; CheckpointError naming the file otherwise."""
-    state = load_checkpoint(path, map_location="cpu")
-    load_model_weights(model, state["model"], path)  # strict: a key or shape mismatch names the file
-    return state["model"]
+    if Path(path).suffix == SLIM_SUFFIX:
+        from selfdc_core.deploy.weights import read_weights
+
+        weights = read_weights(path)[1]
+    else:
+        weights = load_checkpoint(path, map_location="cpu")["model"]
+    load_model_weights(model, weights, path)  # strict: a key or shape mismatch names the file
+    return weights

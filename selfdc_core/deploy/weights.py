@@ -34,12 +34,18 @@ def _tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
 def save_weights(model: torch.nn.Module, path: str | Path, fp16: bool = False,
                  keep_segmentation: bool = False) -> Path:
     """Write the model's weights (optionally in float16) atomically to `path` (.safetensors)."""
+    return save_state(model.config, model.state_dict(), path, fp16, keep_segmentation)
+
+
+def save_state(model_config: dict, state_dict: dict, path: str | Path, fp16: bool = False,
+               keep_segmentation: bool = False) -> Path:
+    """As `save_weights`, from a model config and its state dict."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    config = dict(model.config)
+    config = dict(model_config)
     tensors = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in state_dict.items():
         if not keep_segmentation and name.startswith("seg_decoder."):
             continue
         t = tensor.detach().cpu()
