@@ -95,8 +95,8 @@ def _header(ctx: dict, records: list[dict]) -> str:
         f"of batch 4 per run; budget `{' '.join(ctx['budget'])}`.",
         "- Every run is scored from its last checkpoint against nearest, morphological and linear fill "
         "on the same sparse inputs.",
-        f"- CPU, {ctx['torch_threads']} threads; {len(records)} runs finished, {seconds:.0f} s of "
-        "training each on average.",
+        f"- CPU only; {len(records)} runs finished, {seconds:.0f} s of training each on average (one "
+        "thread per run when runs share the CPU with `--jobs`).",
     ])
 
 
