@@ -52,7 +52,7 @@ def test_plan_runs_each_experiment_once_in_priority_order(tmp_path):
 
 def _context():
     return {"budget": ["x=1"], "model": {}, "steps": 10, "image_size": [64, 80], "frames": [8, 4],
-            "torch_threads": 1, "ablations": report.ABLATIONS, "full": report.FULL,
+            "ablations": report.ABLATIONS, "full": report.FULL,
             "supervised": report.SUPERVISED, "sparsities": ["A"], "room_eval": "room",
             "environments": ("room", "warehouse"),
             "max_depth": {"room": 10.0, "generalisation: room": 40.0, "generalisation: warehouse": 40.0}}

@@ -286,7 +286,7 @@ def run(args, work: Path) -> int:
 
     def finished(record: dict) -> None:
         records.append(record)
-        render(args, base, evals, datasets, fills, records, work, threads)
+        render(args, base, evals, datasets, fills, records, work)
 
     if args.jobs == 1:
         for i, r in enumerate(pending, 1):
@@ -302,7 +302,7 @@ def run(args, work: Path) -> int:
             futures = [pool.submit(run_one, r, work, evals, r.key in keep, False) for r in pending]
             for future in as_completed(futures):
                 finished(future.result())
-    render(args, base, evals, datasets, fills, records, work, threads)
+    render(args, base, evals, datasets, fills, records, work)
     return 0
 
 
@@ -324,11 +324,11 @@ def run_one(r: Run, work: Path, evals: dict[str, EvalSet], keep_checkpoint: bool
     return record
 
 
-def render(args, base, evals, datasets, fills, records, work, threads) -> None:
+def render(args, base, evals, datasets, fills, records, work) -> None:
     context = {"budget": base["budget"], "model": base["model"], "steps": args.steps,
                "image_size": [base["data"]["train"]["height"], base["data"]["train"]["width"]],
                "frames": [base["data"]["train"]["num_frames"], base["data"]["val"]["num_frames"]],
-               "torch_threads": threads, "ablations": ABLATIONS, "full": FULL, "supervised": SUPERVISED,
+               "ablations": ABLATIONS, "full": FULL, "supervised": SUPERVISED,
                "sparsities": [label for label, _ in SPARSITIES], "room_eval": ROOM_EVAL,
                "environments": ENVIRONMENTS,
                "max_depth": {name: e.max_depth for name, e in evals.items()}}
