@@ -130,3 +130,30 @@ def test_non_finite_offsets_give_nan_not_a_crash():
     affinity = torch.full((1, 9, 5, 6), 1 / 9)
     out = propagate(torch.ones(1, 1, 5, 6), offsets, affinity, steps=2)
     assert out.shape == (1, 1, 5, 6) and torch.isnan(out).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_mixed_precision_propagation_runs_in_float32(dtype):
+    # Under autocast the propagation keeps float32: half-precision positions would lose the columns of
+    # a wide image (bfloat16 has 8 mantissa bits) and overflow flat indices (float16 stops at 65504).
+    if dtype == torch.float16 and not torch.cuda.is_available():
+        dtype = torch.bfloat16  # CPU autocast runs bfloat16 only
+    fast, _ = twin_propagations(torch.float32, preserve_input=True, iterations=3)
+    inputs = random_inputs(torch.float32, 1, 5, 300)
+    with torch.no_grad():
+        exact = fast(*inputs)
+        with torch.autocast("cpu", dtype=dtype):
+            mixed = fast(*inputs)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, atol=0, rtol=0)
+
+
+def test_plan_indices_are_exact_at_kitti_width():
+    # The flat corner index is integer arithmetic: exact for the last pixel of a 352x1216 image.
+    from selfdc_core.models.bilinear_plan import CornerFactors
+
+    offsets = torch.zeros(1, 18, 352, 1216)
+    factors = CornerFactors.from_offsets(offsets)
+    assert factors.top_left.dtype == torch.int32
+    # The centre tap (4) of the last pixel has its top-left corner at bordered (352, 1216).
+    assert int(factors.top_left[0, -1, 4]) == 352 * 1218 + 1216

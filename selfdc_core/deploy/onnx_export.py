@@ -60,6 +60,7 @@ def export_onnx(model: nn.Module, path: str | Path, height: int, width: int,
         model.drop_segmentation()
     device = torch.device("cuda" if fp16 else "cpu")
     model = model.to(device, torch.float16 if fp16 else torch.float32)
+    model.propagation.float()  # float32 even in an fp16 graph: see NonLocalPropagation's full_precision
     rgb, sparse = (torch.from_numpy(a).to(device) for a in example_inputs(1, height, width))
     dynamic = {name: {0: "batch"} for name in INPUT_NAMES + OUTPUT_NAMES}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -101,9 +101,11 @@ class CornerFactors:
         y0, row, slope_y = axis(off[0] + grid_y, height)
         x0, col, slope_x = axis(off[1] + grid_x, width)
         # Non-finite offsets (a diverged model) keep NaN weights, as deform_conv2d gives NaN output,
-        # but still get a valid index.
-        top_left = torch.add(x0.nan_to_num_(-1.0), y0.nan_to_num_(-1.0), alpha=width + 2).add_(width + 3)
-        return cls(top_left.to(torch.int32), row, col, slope_y, slope_x, height, width)
+        # but still get a valid index. The flat index is integer arithmetic: exact whatever precision
+        # a backend (TensorRT in fp16) picks for the float ops before it.
+        x0, y0 = (v.nan_to_num_(-1.0).to(torch.int32) for v in (x0, y0))
+        top_left = torch.add(x0, y0, alpha=width + 2).add_(width + 3)
+        return cls(top_left, row, col, slope_y, slope_x, height, width)
 
     @property
     def shifts(self) -> tuple[int, int, int, int]:

@@ -62,6 +62,19 @@ def normalize_affinity(raw: Tensor, scale: Tensor, neighbor_confidence: Tensor |
     return insert_center(aff, 1.0 - aff.sum(dim=1, keepdim=True))
 
 
+def full_precision(like: Tensor):
+    """Autocast off: the propagation runs in float32 under mixed precision. Sample positions need it
+    (float16 cannot hold a flat index past 65504, bfloat16 not even a pixel's column past 256), and 18
+    steps of weighted sums would compound half-precision rounding. It costs little: its one
+    convolution has 24 output channels."""
+    return torch.autocast(device_type=like.device.type, enabled=False)
+
+
+def _full(t: Tensor | None) -> Tensor | None:
+    """float16 / bfloat16 -> float32; float32 and float64 unchanged."""
+    return t.float() if t is not None and t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 class NonLocalPropagation(nn.Module):
     """Refines an initial depth by `iterations` steps of confidence-weighted non-local propagation."""
 
@@ -88,7 +101,8 @@ class NonLocalPropagation(nn.Module):
 
     def offsets_and_affinity(self, guidance: Tensor, confidence: Tensor | None) -> tuple[Tensor, Tensor]:
         """Guidance (B,G,H,W) [+ confidence (B,1,H,W)] -> offsets (B,18,H,W), affinity (B,9,H,W)."""
-        offsets, affinity, _ = self._planned_offsets_and_affinity(guidance, confidence)
+        with full_precision(guidance):
+            offsets, affinity, _ = self._planned_offsets_and_affinity(_full(guidance), _full(confidence))
         return offsets, affinity
 
     def _planned_offsets_and_affinity(self, guidance: Tensor, confidence: Tensor | None):
@@ -111,6 +125,11 @@ class NonLocalPropagation(nn.Module):
 
     def forward(self, depth_init: Tensor, guidance: Tensor, confidence: Tensor | None = None,
                 sparse: Tensor | None = None) -> Tensor:
+        with full_precision(guidance):
+            return self._propagate(_full(depth_init), _full(guidance), _full(confidence), _full(sparse))
+
+    def _propagate(self, depth_init: Tensor, guidance: Tensor, confidence: Tensor | None,
+                   sparse: Tensor | None) -> Tensor:
         offsets, affinity, plans = self._planned_offsets_and_affinity(guidance, confidence)
         reset = self.preserve_input and (self.preserve_input_in_training or not self.training)
         anchors = sparse if reset else None
