@@ -43,6 +43,7 @@ PARAMETER_ARGUMENTS = [
     ("checkpoint", "checkpoint", "Model file to run (.pt, .safetensors or .onnx); '~' is expanded"),
     ("backend", "backend", "auto, torch or onnxruntime"),
     ("device", "device", "Torch device: auto, cpu or cuda:N"),
+    ("precision", "precision", "auto, float32, float16 (CUDA) or bfloat16"),
     ("sparse_source", "sparse_source", "pointcloud or depth_image"),
     ("image_transport", "image_transport", "raw or compressed"),
     ("extrinsic_source", "extrinsic.source", "auto, tf, quaternion or matrix"),

@@ -9,7 +9,9 @@ This is what the ROS node and the evaluation script use. Three model files load:
   .onnx         an ONNX export from `training/export.py --format onnx` (onnxruntime: TensorRT or CUDA
                 execution providers when present, else the CPU)
 With PyTorch the segmentation branch, a training-only auxiliary, is removed and the model runs in
-eval mode, under fp16 autocast on CUDA.
+eval mode, under the autocast `precision` picks (by default float16 on CUDA, bfloat16 on CPUs with
+native bfloat16 units, else float32; see selfdc_core.devices.autocast_dtype). The propagation always
+runs in float32.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from selfdc_core.devices import PRECISIONS, autocast_dtype
 from selfdc_core.geometry import resize_sparse_depth
 from selfdc_core.inference_limits import InferenceLimits, warn_throttled
 from selfdc_core.model_io import CheckpointError, load_checkpoint, load_model_weights, resolve_device
 
-__all__ = ["BACKENDS", "DepthCompleter", "CheckpointError", "model_file_kind", "resolve_device"]
+__all__ = ["BACKENDS", "PRECISIONS", "DepthCompleter", "CheckpointError", "autocast_dtype", "model_file_kind",
+           "resolve_device"]
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 MODEL_FILE_KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".safetensors": "weights", ".onnx": "onnx"}
@@ -87,23 +91,22 @@ class DepthCompleter:
     limits = InferenceLimits()
     sparse_dropped = 0
 
-    def __init__(self, model: torch.nn.Module, device="auto", input_size=None, fp16: bool | None = None):
+    def __init__(self, model: torch.nn.Module, device="auto", input_size=None, precision: str = "auto"):
         self.device = resolve_device(device)
         self.input_size = _check_size(input_size)
-        self.fp16 = (self.device.type == "cuda") if fp16 is None else bool(fp16)
-        if self.fp16 and self.device.type != "cuda":
-            raise ValueError("fp16=True needs a CUDA device (autocast to float16 is a GPU path)")
+        self.autocast_dtype = autocast_dtype(precision, self.device)
         model = drop_segmentation_branch(model).to(self.device).eval()
         # NHWC convolutions: faster with cuDNN and with oneDNN on CPU (about 10% at 228x304).
         model = model.to(memory_format=torch.channels_last)
         self.model = model
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device="auto", input_size=None, fp16: bool | None = None,
+    def from_checkpoint(cls, path: str | Path, device="auto", input_size=None, precision: str = "auto",
                         backend: str = "auto") -> DepthCompleter:
         """A completer for a .pt checkpoint, .safetensors weights or an .onnx export.
 
         backend: 'auto' (onnxruntime for .onnx, PyTorch otherwise), 'torch' or 'onnxruntime'.
+        precision: see `autocast_dtype`; an .onnx export's precision is fixed when it is exported.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -115,14 +118,14 @@ class DepthCompleter:
         if kind == "onnx":
             from selfdc_core.deploy.onnx_completer import OnnxDepthCompleter
 
-            return OnnxDepthCompleter(path, device=device, input_size=input_size, fp16=fp16)
+            return OnnxDepthCompleter(path, device=device, input_size=input_size, precision=precision)
         if kind == "weights":
             from selfdc_core.deploy.weights import load_weights_model
 
             model = load_weights_model(path)
         else:
             model = _checkpoint_model(path)
-        return cls(model, device=device, input_size=input_size, fp16=fp16)
+        return cls(model, device=device, input_size=input_size, precision=precision)
 
     @staticmethod
     def _validate(rgb: np.ndarray, sparse: np.ndarray) -> None:
@@ -165,7 +168,8 @@ class DepthCompleter:
     @torch.inference_mode()
     def predict(self, rgb: torch.Tensor, sparse: torch.Tensor) -> dict:
         """Model outputs for batched tensors already on the device (rgb [0,1] (B,3,H,W), sparse (B,1,H,W))."""
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.fp16):
+        dtype = self.autocast_dtype
+        with torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None):
             return self.model(rgb, sparse)
 
     def complete(self, rgb: np.ndarray, sparse: np.ndarray, return_confidence: bool = False):

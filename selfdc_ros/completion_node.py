@@ -97,7 +97,7 @@ def load_completer(params: dict):
         raise StartupError(f"parameter 'device': {exc}") from exc
     try:
         completer = DepthCompleter.from_checkpoint(path, device=device, input_size=input_size_of(params),
-                                                   backend=params["backend"])
+                                                   precision=params["precision"], backend=params["backend"])
     except Exception as exc:  # any failure to read/build is fatal at start-up, with the cause
         raise StartupError(f"cannot load checkpoint {path}: {type(exc).__name__}: {exc}") from exc
     return completer

@@ -52,16 +52,17 @@ def test_safetensors_export_is_smaller_and_completes_identically(checkpoint, tmp
     assert "MiB" in capsys.readouterr().out
     assert out.stat().st_size < checkpoint.stat().st_size
     rgb, sparse = frame()
-    reference = DepthCompleter.from_checkpoint(checkpoint, device="cpu").complete(rgb, sparse)
-    slim = DepthCompleter.from_checkpoint(out, device="cpu")
+    reference = DepthCompleter.from_checkpoint(checkpoint, device="cpu", precision="float32")
+    reference = reference.complete(rgb, sparse)
+    slim = DepthCompleter.from_checkpoint(out, device="cpu", precision="float32")
     assert slim.model.seg_decoder is None
     np.testing.assert_array_equal(slim.complete(rgb, sparse), reference)
 
     half = tmp_path / "model16.safetensors"
     assert export_cli.main([str(checkpoint), "--format", "safetensors", "--output", str(half), "--fp16"]) == 0
     assert half.stat().st_size < 0.6 * out.stat().st_size
-    np.testing.assert_allclose(DepthCompleter.from_checkpoint(half, device="cpu").complete(rgb, sparse),
-                               reference, atol=0.05)
+    halved = DepthCompleter.from_checkpoint(half, device="cpu", precision="float32")
+    np.testing.assert_allclose(halved.complete(rgb, sparse), reference, atol=0.05)
 
 
 def test_onnx_export_uses_standard_ops_and_matches_pytorch(onnx_file, checkpoint, capsys):
@@ -72,7 +73,8 @@ def test_onnx_export_uses_standard_ops_and_matches_pytorch(onnx_file, checkpoint
     assert [i.name for i in graph.graph.input] == list(INPUT_NAMES)
 
     rgb, sparse = frame(1)
-    torch_depth = DepthCompleter.from_checkpoint(checkpoint, device="cpu").complete(rgb, sparse)
+    torch_completer = DepthCompleter.from_checkpoint(checkpoint, device="cpu", precision="float32")
+    torch_depth = torch_completer.complete(rgb, sparse)
     onnx_completer = DepthCompleter.from_checkpoint(onnx_file, device="cpu")
     assert onnx_completer.model is None and onnx_completer.input_size == (HEIGHT, WIDTH)
     np.testing.assert_allclose(onnx_completer.complete(rgb, sparse), torch_depth, atol=1e-4, rtol=0)

@@ -8,6 +8,7 @@ import torch
 from conftest import SYNTHETIC_CKPT_SIZE, synthetic_test_scenes
 
 from selfdc_core.baselines import nearest_fill
+from selfdc_core.devices import native_bfloat16_cpu
 from selfdc_core.inference import CheckpointError, DepthCompleter
 from selfdc_core.model_io import load_checkpoint, save_checkpoint
 from selfdc_core.models import build_model
@@ -82,8 +83,10 @@ def test_bad_arguments():
     model = build_model(TINY_MODEL)
     with pytest.raises(ValueError, match="input_size"):
         DepthCompleter(model, device="cpu", input_size=(0, 10))
-    with pytest.raises(ValueError, match="fp16"):
-        DepthCompleter(model, device="cpu", fp16=True)
+    with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
+        DepthCompleter(model, device="cpu", precision="float16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        DepthCompleter(model, device="cpu", precision="int8")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             DepthCompleter(model, device="cuda")
@@ -125,3 +128,22 @@ def test_trained_checkpoint_beats_nearest_neighbour_fill(synthetic_checkpoint, s
     model_rmse, nearest_rmse = float(np.mean(errors["model"])), float(np.mean(errors["nearest"]))
     print(f"synthetic_checkpoint {sensor} RMSE {model_rmse:.4f} m vs nearest fill {nearest_rmse:.4f} m")
     assert model_rmse < nearest_rmse
+
+
+def test_bfloat16_on_cpu_stays_close_to_float32(synthetic_checkpoint):
+    # bfloat16 convolutions round the network's features to 8 bits of mantissa; the propagation stays
+    # float32, so the completed depth moves by far less than the rounding of a bfloat16 depth (0.4 %).
+    exact = DepthCompleter.from_checkpoint(synthetic_checkpoint, device="cpu", precision="float32")
+    fast = DepthCompleter.from_checkpoint(synthetic_checkpoint, device="cpu", precision="bfloat16")
+    assert fast.autocast_dtype == torch.bfloat16 and exact.autocast_dtype is None
+    auto = DepthCompleter.from_checkpoint(synthetic_checkpoint, device="cpu")
+    assert auto.autocast_dtype == (torch.bfloat16 if native_bfloat16_cpu() else None)
+    scenes = synthetic_test_scenes("lidar")
+    frame = scenes.frame(0)
+    sparse = scenes.sparse_depth(0, frame)
+    a, b = exact.complete(frame.rgb, sparse), fast.complete(frame.rgb, sparse)
+    assert b.dtype == np.float32 and np.isfinite(b).all()
+    assert not np.array_equal(a, b)  # bfloat16 really ran
+    print(f"bfloat16 vs float32: mean |diff| {np.abs(a - b).mean():.5f} m, max {np.abs(a - b).max():.4f} m, "
+          f"mean depth {a.mean():.3f} m")
+    assert np.abs(a - b).mean() < 0.002 * a.mean()

@@ -13,7 +13,7 @@ from selfdc_core.inference import DepthCompleter
 class OnnxDepthCompleter(DepthCompleter):
     """Runs an exported SelfDC graph. Camera images are resized to the graph's fixed H x W."""
 
-    def __init__(self, path: str | Path, device="auto", input_size=None, fp16: bool | None = None):
+    def __init__(self, path: str | Path, device="auto", input_size=None, precision: str = "auto"):
         device = str(device)
         self.session = OnnxSession(path, device="cpu" if device == "cpu" else device)
         graph_size = (self.session.height, self.session.width)
@@ -21,11 +21,12 @@ class OnnxDepthCompleter(DepthCompleter):
             raise ValueError(f"{path} was exported for {graph_size[0]}x{graph_size[1]} inputs but "
                              f"input_size {tuple(input_size)} was requested; export again with "
                              f"--height/--width or leave input_size unset")
-        if fp16:
-            raise ValueError("fp16 is fixed when the ONNX file is exported (export.py --fp16), not at load")
+        if precision not in ("auto", "float32"):
+            raise ValueError(f"precision {precision!r}: an ONNX model's precision is fixed when it is "
+                             f"exported (export.py --fp16), not at load; use 'auto'")
         self.device = torch.device("cpu")  # onnxruntime takes host arrays whatever provider runs them
         self.input_size = graph_size
-        self.fp16 = False
+        self.autocast_dtype = None
         self.model = None
 
     def predict(self, rgb: torch.Tensor, sparse: torch.Tensor) -> dict:
