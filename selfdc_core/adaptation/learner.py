@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from selfdc_core.devices import autocast_dtype
 from selfdc_core.losses import SelfDCLoss
 from selfdc_core.training.schedule import build_optimizer
 
@@ -50,6 +51,9 @@ class Learner:
                  device: torch.device):
         self.model = model.to(device).train()
         self.device = device
+        # bfloat16 autocast where the CPU runs it natively (about 2x faster steps, so the learner takes
+        # less of the CPU from inference); float32 elsewhere, since float16 would need loss scaling.
+        self.autocast = torch.bfloat16 if autocast_dtype("auto", device) == torch.bfloat16 else None
         self.loss_fn = SelfDCLoss(**loss_cfg)
         self.optim_cfg = dict(optim_cfg)
         self.optimizer = build_optimizer(self.model, self.optim_cfg)
@@ -84,7 +88,9 @@ class Learner:
         self.model.train()
         # Batch-norm statistics move in the forward pass: a dropped step must not keep them either.
         buffers = {k: v.detach().clone() for k, v in self.model.named_buffers()}
-        outputs = self.model(batch["rgb"], batch["sparse"])
+        with torch.autocast(self.device.type, dtype=self.autocast,
+                            enabled=self.autocast is not None):
+            outputs = self.model(batch["rgb"], batch["sparse"])
         total, _ = self.loss_fn({k: v.float() for k, v in outputs.items()}, batch)
         penalty = self._penalty()
         if penalty is not None:

@@ -42,7 +42,7 @@ DEFAULTS: dict = {
         "val_batch_size": None,  # None: same as batch_size
         "workers": 4,
         "device": "auto",  # auto | cpu | cuda | cuda:N
-        "amp": True,  # mixed precision, CUDA only
+        "amp": True,  # mixed precision: float16 on CUDA, bfloat16 on CPUs with AMX or AVX512-BF16
         "channels_last": True,  # NHWC convolutions: faster with cuDNN and with oneDNN on CPU
         "out_dir": "runs/default",  # checkpoints, config.yaml, TensorBoard logs
         "seed": 0,

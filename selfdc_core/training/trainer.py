@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from selfdc_core.devices import autocast_dtype
+
 from .build import build_loaders, build_network, build_optimisation, build_split, wrap_distributed
 from .config import save_config
 from .distributed import DistContext, init_distributed
@@ -76,7 +78,10 @@ class Trainer:
         self.ctx = dist_ctx or init_distributed(t["device"])
         self.device = self.ctx.device
         self.cuda = self.device.type == "cuda"
-        self.amp = bool(t["amp"]) and self.cuda
+        # Mixed precision: float16 with loss scaling on CUDA, bfloat16 (no scaling needed) on CPUs with
+        # native bfloat16 units; float32 elsewhere or with amp off.
+        self.amp_dtype = autocast_dtype("auto" if t["amp"] else "float32", self.device)
+        self.amp = self.amp_dtype == torch.float16
         self.channels_last = bool(t["channels_last"])
         self.out_dir = Path(t["out_dir"])
         self.max_depth = float(cfg["data"]["max_depth"])
@@ -184,7 +189,8 @@ class Trainer:
         return max_steps is not None and self.progress.step >= max_steps
 
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp)
+        dtype = self.amp_dtype
+        return torch.autocast(device_type=self.device.type, dtype=dtype, enabled=dtype is not None)
 
     # ------------------------------------------------------------------ training
     def train_step(self, batch: dict) -> dict | None:
