@@ -1,15 +1,18 @@
-"""Deployment latency: the deform_conv2d eager model, the gather eager model and onnxruntime, side by side.
+"""Deployment latency: the deform_conv2d eager model, the gather eager model (float32 and bfloat16
+autocast) and onnxruntime, side by side.
 
 Run: .venv/bin/python bench/bench_deploy.py [--sizes 228x304 352x1216] [--repeats N] [--threads N]
-All three run the same weights (ResNet34, 18 propagation steps, trained-like propagation weights) on
-the same batch-1 input. The ONNX file is exported with training/export.py's code path. Runs alternate
-between the three, so a busy machine slows them alike; the ratios are the figures to read.
-Prints a table and writes bench/results/deploy.json.
+All run the same weights (ResNet34, 18 propagation steps, trained-like propagation weights) on the
+same batch-1 input. The deform_conv2d reference is today's eager model (NCHW, float32); the gather rows
+run the node's PyTorch path (DepthCompleter: NHWC, autocast per precision). The ONNX file is exported
+with training/export.py's code path. Runs alternate between them, so a busy machine slows them alike;
+the ratios are the figures to read. Prints a table and writes bench/results/deploy.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -22,6 +25,7 @@ import torch
 
 from selfdc_core.deploy.onnx_export import example_inputs, export_onnx
 from selfdc_core.deploy.onnx_runtime import OnnxSession
+from selfdc_core.inference import DepthCompleter
 from selfdc_core.models import SelfDC
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +55,14 @@ def measure_size(model: SelfDC, height: int, width: int, repeats: int, folder: P
         with torch.inference_mode():
             return m(rgb, sparse)["depth"].numpy()
 
-    runners = {"deform_conv eager": lambda: eager(reference), "gather eager": lambda: eager(model),
+    def completer(precision: str):
+        """The node's PyTorch path: DepthCompleter (NHWC, autocast per `precision`) on tensors."""
+        runner = DepthCompleter(copy.deepcopy(model), device="cpu", precision=precision)
+        rgb_nhwc = rgb.contiguous(memory_format=torch.channels_last)
+        return lambda: runner.predict(rgb_nhwc, sparse)["depth"].float().numpy()
+
+    runners = {"deform_conv eager": lambda: eager(reference), "gather eager": completer("float32"),
+               "gather eager bf16": completer("bfloat16"),
                "onnxruntime cpu": lambda: session.run(rgb_np, sparse_np)[0]}
     outputs = {name: run() for name, run in runners.items()}  # warm-up, and the outputs to compare
     times: dict[str, list[float]] = {name: [] for name in runners}

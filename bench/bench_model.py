@@ -1,5 +1,7 @@
 """SelfDC network cost: GFLOPs and parameters per component at 228x304 and 352x1216; timings at 228x304
-(inference latency, training step, the losses' share of it) for both propagation implementations.
+(inference latency, training step, the losses' share of it) for both propagation implementations in
+float32, and for the gather model as the trainer and the node run it (NHWC, bfloat16 autocast on CPUs
+with native bfloat16 units, float16 on CUDA), each as a speed-up over deform_conv2d.
 
 Run: .venv/bin/python bench/bench_model.py [--device auto|cpu|cuda] [--repeats N] [--train-repeats N]
 Prints tables and writes bench/results/model.json.
@@ -31,6 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from selfdc_core.devices import autocast_dtype  # noqa: E402
 from selfdc_core.losses import SelfDCLoss  # noqa: E402
 from selfdc_core.models import SelfDC  # noqa: E402
 
@@ -70,11 +73,16 @@ def cpu_clock() -> float:
     return time.process_time()
 
 
-def bench_inference(model: SelfDC, device: torch.device, repeats: int) -> tuple[list[float], list[float]]:
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def bench_inference(model: SelfDC, device: torch.device, repeats: int,
+                    amp: torch.dtype | None = None) -> tuple[list[float], list[float]]:
     batch = make_batch(1, device)
     model.eval()
     times, cpu_times = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, amp):
         for i in range(repeats + 2):  # two warm-up runs
             start, cpu_start = clock(device), cpu_clock()
             out = model(batch["rgb"], batch["sparse"])
@@ -85,7 +93,8 @@ def bench_inference(model: SelfDC, device: torch.device, repeats: int) -> tuple[
     return times, cpu_times
 
 
-def bench_train_step(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device, repeats: int) -> dict:
+def bench_train_step(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device, repeats: int,
+                     amp: torch.dtype | None = None) -> dict:
     batch = make_batch(TRAIN_BATCH, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     model.train()
@@ -93,7 +102,9 @@ def bench_train_step(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device, r
     for i in range(repeats + 1):  # one warm-up step
         t0, c0 = clock(device), cpu_clock()
         optimizer.zero_grad(set_to_none=True)
-        outputs = model(batch["rgb"], batch["sparse"])
+        with autocast(device, amp):
+            outputs = model(batch["rgb"], batch["sparse"])
+        outputs = {k: v.float() for k, v in outputs.items()}
         t1 = clock(device)
         total, _ = loss_fn(outputs, batch)
         t2 = clock(device)
@@ -152,14 +163,26 @@ def component_costs(model: SelfDC, height: int, width: int) -> dict[str, dict[st
 
 def compare_propagation(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device, repeats: int,
                         train_repeats: int) -> dict[str, dict[str, float]]:
-    """Inference (batch 1) and training step (batch TRAIN_BATCH) with the same weights in each mode."""
+    """Inference (batch 1) and training step (batch TRAIN_BATCH) with the same weights: deform_conv2d
+    and gather in float32 NCHW (only the propagation differs), then gather as the trainer and the node
+    run it (NHWC, autocast per `autocast_dtype('auto')`: bfloat16 on CPUs with native units)."""
+    amp = autocast_dtype("auto", device)
+    variants = [("deform_conv", "deform_conv", False, None), ("gather", "gather", False, None)]
+    if amp is not None:
+        variants.append((f"gather, channels_last, {str(amp).removeprefix('torch.')}", "gather", True, amp))
     rows, original = {}, model.propagation.mode
-    for mode in ("gather", "deform_conv"):
+    for name, mode, nhwc, dtype in variants:
         model.propagation.mode = mode
-        wall, _ = bench_inference(model, device, repeats)
-        step = bench_train_step(model, loss_fn, device, train_repeats)
-        rows[mode] = {"inference_s": statistics.median(wall), "train_step_s": step["step"]}
+        model.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+        wall, _ = bench_inference(model, device, repeats, dtype)
+        step = bench_train_step(model, loss_fn, device, train_repeats, dtype)
+        rows[name] = {"inference_s": statistics.median(wall), "train_step_s": step["step"]}
     model.propagation.mode = original
+    model.to(memory_format=torch.contiguous_format)
+    reference = rows["deform_conv"]
+    for row in rows.values():
+        row["inference_speedup"] = reference["inference_s"] / row["inference_s"]
+        row["train_step_speedup"] = reference["train_step_s"] / row["train_step_s"]
     return rows
 
 
@@ -254,8 +277,8 @@ def main() -> None:
     print(f"1-min load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores (a busy machine inflates wall times)")
     for mode, row in propagation_modes.items():
-        print(f"propagation {mode:<12} inference {row['inference_s']:.3f} s, "
-              f"training step {row['train_step_s']:.3f} s")
+        print(f"{mode:<36} inference {row['inference_s']:.3f} s ({row['inference_speedup']:.2f}x), "
+              f"training step {row['train_step_s']:.3f} s ({row['train_step_speedup']:.2f}x)")
     verdict = "meets" if results["loss_share_of_step"] <= 0.10 else "MISSES"
     print(f"losses {verdict} the <= 10 % target; wrote {args.out}")
 
