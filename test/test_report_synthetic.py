@@ -29,7 +29,7 @@ def test_learning_curve_png_draws_every_curve_and_fill(tmp_path):
 
 def test_plan_runs_each_experiment_once_in_priority_order(tmp_path):
     args = SimpleNamespace(steps=20, seeds=[0, 1, 2], curve_points=2, overrides=[], no_progress=True,
-                           only=None)
+                           only=None, curve_steps=300)
     base = report.base_config(args, tmp_path)
     runs, evals = report.plan(args, base)
     keys = [r.key for r in runs]
@@ -48,13 +48,22 @@ def test_plan_runs_each_experiment_once_in_priority_order(tmp_path):
                                                                             report.ENVIRONMENTS)}
     tof = next(r for r in runs if r.label.startswith("ToF"))
     assert tof.cfg["data"]["train"]["sparse"] == "tof" and evals[tof.evals[0]].spec["sparse"] == "tof"
+    # The long curves come last: SelfDC, supervised and L_dc alone, 300 steps with a decaying lr.
+    long = [r for r in runs if r.group == "curve"]
+    assert runs[-len(long):] == long and {r.label for r in long} == set(report.CURVE_LABELS)
+    for r in long:
+        t = r.cfg["train"]
+        assert (t["max_steps"], t["eval_every"], t["amp"], t["seed"]) == (300, 150, True, 0)
+        assert t["epochs"] * 100 >= 300 and r.cfg["schedule"]["factors"] == [1.0, 0.2, 0.04]
+    assert by_key["curve/supervised/steps300"].cfg["train"]["mode"] == "supervised"
+    assert by_key["table3/row8/seed0"].cfg["train"]["amp"] is False  # the 200-step tables stay float32
 
 
 def _context():
     return {"budget": ["x=1"], "model": {}, "steps": 10, "image_size": [64, 80], "frames": [8, 4],
             "ablations": report.ABLATIONS, "full": report.FULL,
             "supervised": report.SUPERVISED, "sparsities": ["A"], "room_eval": "room",
-            "environments": ("room", "warehouse"),
+            "environments": ("room", "warehouse"), "curve_steps": 30, "curve_points": 3,
             "max_depth": {"room": 10.0, "generalisation: room": 40.0, "generalisation: warehouse": 40.0}}
 
 
@@ -74,6 +83,9 @@ def test_report_tables_and_verdicts_follow_the_numbers(tmp_path):
                     "curve": [], "scores": {"room": scores(0.60)}})
     records.append({"group": "table1", "label": "A", "seed": 0, "seconds": 9.0, "curve": [],
                     "scores": {"Table 1: A": scores(0.50)}})
+    records.append({"group": "curve", "label": report.FULL, "seed": 0, "seconds": 30.0,
+                    "curve": [(10, 0.5), (20, 0.28), (24, 0.29), (30, 0.27)],
+                    "scores": {"room": scores(0.27)}})
     render.render_outputs(tmp_path, _context(), fills, records, {"SelfDC": tmp_path / "none"}, None, 0)
     text = (tmp_path / "synthetic_report.md").read_text()
     assert f"| SelfDC ({report.FULL}) | 0.320 ± 0.028 (2 seeds) |" in text
@@ -84,3 +96,7 @@ def test_report_tables_and_verdicts_follow_the_numbers(tmp_path):
     assert "| SelfDC, warehouse | not run yet | not run yet |" in text
     assert "Tested in the warehouse: the models trained in no environment beat" in text
     assert (tmp_path / "figures" / "synthetic_learning_curve.png").exists()
+    # Long curve: its end, its best point and its change over the last fifth (steps 24..30).
+    assert "| SelfDC | 0.270 | 0.270 (30) | -0.020 |" in text
+    assert "| nearest fill | 0.400 | | |" in text
+    assert (tmp_path / "figures" / "synthetic_learning_curve_long.png").exists()

@@ -17,6 +17,10 @@ sparse inputs of unseen frames (another seed). The experiments, in the order the
   4. Generalisation: the full method trained in each environment (room, warehouse, corridor) and
      tested in each.
   5. Table 3 for the other seeds, then the supervised baseline and the reset-off row 8 for them.
+  6. Long learning curves: SelfDC, the supervised baseline and L_dc alone (seed 0) for --curve-steps
+     steps, with the lr decayed by 5x at 60% and again at 80% of them, so that the curves flatten
+     (docs/figures/synthetic_learning_curve_long.png). These runs use `train.amp=true` (bfloat16
+     autocast on CPUs with native units, about 2x faster; float32 elsewhere).
 
 Runs are deterministic for a given seed. Each finished run is kept in --work (its scores, training
 time and learning curve), so an interrupted report resumes where it stopped, and the report is
@@ -50,8 +54,9 @@ BUDGET = [
     "data.train.num_frames=400", "data.val.num_frames=64",
     "data.train.sparse=lidar", "data.val.sparse=lidar",
     "data.train.lidar_beams=32", "data.val.lidar_beams=32",
-    "train.batch_size=4",
+    "train.batch_size=4", "train.amp=false",
 ]
+CURVE_LABELS = ("1: L_dc", "8: all (SelfDC)", "supervised (L1 + L2 on dense GT)")
 SUPERVISED = "supervised (L1 + L2 on dense GT)"
 FULL = "8: all (SelfDC)"
 ABLATIONS = [  # (label, ablation file, L_seg, L_sms, L_gc)
@@ -103,7 +108,10 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="optimiser steps per run (default: 200)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="training seeds of Table 3 and (a); mean ± std over them (default: 0 1 2)")
-    parser.add_argument("--only", nargs="+", choices=("table3", "reset_off", "table1", "generalisation"),
+    parser.add_argument("--curve-steps", type=int, default=1000,
+                        help="steps of the long learning-curve runs (default: 1000; 0 skips them)")
+    parser.add_argument("--only", nargs="+",
+                        choices=("table3", "reset_off", "table1", "generalisation", "curve"),
                         help="run only these experiments (default: all)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs trained at once, in processes that share the CPU threads (default: 1)")
@@ -185,11 +193,24 @@ def plan(args, base: dict) -> tuple[list[Run], dict[str, EvalSet]]:
     runs += [r for seed_runs in later for r in seed_runs if r.label == SUPERVISED]
     runs += [reset_off(FULL, seed) for seed in rest]
     for r in runs:
-        r.cfg["train"]["seed"] = r.seed
-        r.cfg.pop("budget", None)
         if r.seed != first or r.group not in ("table3", "reset_off"):
             r.cfg["train"]["eval_every"] = args.steps  # only the first seed's curves are drawn
+    if args.curve_steps > 0:
+        runs += [long_curve(r, args) for r in table3(first) if r.label in CURVE_LABELS]
+    for r in runs:
+        r.cfg["train"]["seed"] = r.seed
+        r.cfg.pop("budget", None)
     return [r for r in runs if args.only is None or r.group in args.only], evals
+
+
+def long_curve(r: Run, args) -> Run:
+    """`r` trained for --curve-steps steps with a decaying lr, drawn at --curve-points points."""
+    cfg = copy.deepcopy(r.cfg)
+    steps, t = args.curve_steps, cfg["train"]
+    epochs = -(-steps // max(cfg["data"]["train"]["num_frames"] // t["batch_size"], 1))
+    t.update(max_steps=steps, epochs=epochs, eval_every=max(steps // args.curve_points, 1), amp=True)
+    cfg["schedule"].update(milestones=[round(0.6 * epochs), round(0.8 * epochs)], factors=[1.0, 0.2, 0.04])
+    return Run(f"curve/{r.key.split('/')[1]}/steps{steps}", "curve", r.label, r.seed, cfg, list(r.evals))
 
 
 def row_sections(name: str) -> dict:
@@ -326,6 +347,7 @@ def run_one(r: Run, work: Path, evals: dict[str, EvalSet], keep_checkpoint: bool
 
 def render(args, base, evals, datasets, fills, records, work) -> None:
     context = {"budget": base["budget"], "model": base["model"], "steps": args.steps,
+               "curve_steps": args.curve_steps, "curve_points": args.curve_points,
                "image_size": [base["data"]["train"]["height"], base["data"]["train"]["width"]],
                "frames": [base["data"]["train"]["num_frames"], base["data"]["val"]["num_frames"]],
                "ablations": ABLATIONS, "full": FULL, "supervised": SUPERVISED,
