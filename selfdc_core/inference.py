@@ -25,13 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from selfdc_core.devices import PRECISIONS, autocast_dtype
+from selfdc_core.devices import autocast_dtype
 from selfdc_core.geometry import resize_sparse_depth
 from selfdc_core.inference_limits import InferenceLimits, warn_throttled
 from selfdc_core.model_io import CheckpointError, load_checkpoint, load_model_weights, resolve_device
 
-__all__ = ["BACKENDS", "PRECISIONS", "DepthCompleter", "CheckpointError", "autocast_dtype", "model_file_kind",
-           "resolve_device"]
+__all__ = ["BACKENDS", "DepthCompleter", "CheckpointError", "model_file_kind", "resolve_device"]
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 MODEL_FILE_KINDS = {".pt": "checkpoint", ".pth": "checkpoint", ".safetensors": "weights", ".onnx": "onnx"}

@@ -108,8 +108,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="optimiser steps per run (default: 200)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="training seeds of Table 3 and (a); mean ± std over them (default: 0 1 2)")
-    parser.add_argument("--curve-steps", type=int, default=1000,
-                        help="steps of the long learning-curve runs (default: 1000; 0 skips them)")
+    parser.add_argument("--curve-steps", type=int, default=600,
+                        help="steps of the long learning-curve runs (default: 600; 0 skips them)")
     parser.add_argument("--only", nargs="+",
                         choices=("table3", "reset_off", "table1", "generalisation", "curve"),
                         help="run only these experiments (default: all)")

@@ -80,11 +80,11 @@ def build_loaders(cfg: dict, train_set, val_set, ctx: DistContext) -> Loaders:
     return Loaders(train, val, len(train))
 
 
-def build_optimisation(cfg: dict, model: torch.nn.Module, steps_per_epoch: int, amp: bool):
-    """(optimizer, scheduler, grad scaler) for `model`."""
+def build_optimisation(cfg: dict, model: torch.nn.Module, steps_per_epoch: int, loss_scaling: bool):
+    """(optimizer, scheduler, grad scaler) for `model`; the scaler is active for float16 training."""
     optimizer = build_optimizer(model, cfg["optim"])
     scheduler = build_scheduler(optimizer, cfg["schedule"], steps_per_epoch)
-    return optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=amp)
+    return optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=loss_scaling)
 
 
 def wrap_distributed(model: torch.nn.Module, ctx: DistContext, objective) -> torch.nn.Module:

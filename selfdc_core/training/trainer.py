@@ -81,7 +81,7 @@ class Trainer:
         # Mixed precision: float16 with loss scaling on CUDA, bfloat16 (no scaling needed) on CPUs with
         # native bfloat16 units; float32 elsewhere or with amp off.
         self.amp_dtype = autocast_dtype("auto" if t["amp"] else "float32", self.device)
-        self.amp = self.amp_dtype == torch.float16
+        self.loss_scaling = self.amp_dtype == torch.float16
         self.channels_last = bool(t["channels_last"])
         self.out_dir = Path(t["out_dir"])
         self.max_depth = float(cfg["data"]["max_depth"])
@@ -98,7 +98,7 @@ class Trainer:
         self.train_loader, self.val_loader = loaders.train, loaders.val
         self.steps_per_epoch = loaders.steps_per_epoch
         self.optimizer, self.scheduler, self.scaler = build_optimisation(
-            cfg, self.model, self.steps_per_epoch, self.amp
+            cfg, self.model, self.steps_per_epoch, self.loss_scaling
         )
         self.net = wrap_distributed(self.model, self.ctx, self.objective)
 
@@ -213,7 +213,7 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         clip = self.cfg["optim"]["grad_clip"]
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else math.inf)
-        if not self.amp and not bool(torch.isfinite(norm)):  # with AMP the scaler skips such steps
+        if not self.loss_scaling and not bool(torch.isfinite(norm)):  # else the scaler skips such steps
             self._skip_batch(f"non-finite gradient norm {float(norm)}")
             return None
         if self.sanity.active:
