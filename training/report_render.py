@@ -206,8 +206,8 @@ def _long_section(ctx: dict, by: dict, fills: dict) -> str:
              "| run | RMSE at the end (m) | best on the curve (m, step) | last 20% (m) |",
              "|---|---:|---:|---:|"]
     rows = 0
-    for name, (_, label) in _curve_runs(ctx).items():
-        run = _first_seed(by, ("curve", label))
+    for name, (group, label) in _curve_runs(ctx).items():
+        run = _first_seed(by, ("curve", label)) if group == "table3" else None
         if run is None or not run["curve"]:
             continue
         curve = run["curve"]
@@ -250,6 +250,14 @@ def _facts(ctx: dict, by: dict, fills: dict) -> str:
                   f"{_verdict(min(singles, key=rmse.get) == abl[3])}.",
                   "- All three together are best (paper: yes): "
                   f"{_verdict(min(abl, key=rmse.get) == abl[-1])}."]
+    long_full = _first_seed(by, ("curve", ctx["full"]))
+    if long_full is not None and long_full["curve"]:
+        end, curve = long_full["scores"][room]["rmse"], long_full["curve"]
+        tail = [v for s, v in curve if s >= 0.8 * curve[-1][0]]
+        beats = _verdict(all(end < fills[room][m]["rmse"] for m in FILLS))
+        facts.append(f"- After {ctx.get('curve_steps')} steps with a decaying lr (seed 0), SelfDC ends at "
+                     f"{end:.3f} m, its curve moving {tail[-1] - tail[0]:+.3f} m over the last fifth, and "
+                     f"beats every fill: {beats}.")
     off = _mean(by[("reset_off", ctx["full"])], room)
     if off is not None:
         facts.append(f"- Switching the reset off in training helps the full method: {_verdict(off < full)} "
