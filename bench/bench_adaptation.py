@@ -11,8 +11,8 @@
    Inference latency is timed with adaptation on (during the stream) and off (frozen pass).
 
     python bench/bench_adaptation.py [--stream-seconds 60] [--rate-hz 2] [--steps-per-frame 1]
-Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 60 s
-warehouse stream at 2 Hz per sensor (120 frames); the next frame comes once the learner has taken
+Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 300 s
+warehouse stream at 2 Hz per sensor (600 frames); the next frame comes once the learner has taken
 one step (so the result does not depend on how loaded the machine is; `--steps-per-frame 0` paces
 the stream in real time instead); one torch thread. The JSON states the mean learner step time,
 to compare with the frame period. Prints a table, writes bench/results/adaptation.json and
@@ -39,8 +39,10 @@ SENSORS = {
     "lidar": {"sparse": "lidar", "lidar_beams": 32},
     "tof": {"sparse": "tof", "num_samples": 64, "tof_max_range": 20.0},
 }
-ADAPTATION = {"optim": {"lr": 5.0e-4}, "min_gap_s": 0.0, "batch_size": 2, "swap_every": 3,
-              "holdout_every": 6, "holdout_frames": 8, "buffer_frames": 200, "guard_tolerance": 0.02}
+# lr 1e-3 and a 10% guard tolerance: measured on this protocol, a 2% tolerance rolled back 84% of the
+# guarded checks (noise in the held-out estimate), which threw the learner's progress away.
+ADAPTATION = {"optim": {"lr": 1.0e-3}, "min_gap_s": 0.0, "batch_size": 2, "swap_every": 3,
+              "holdout_every": 6, "holdout_frames": 8, "buffer_frames": 200, "guard_tolerance": 0.1}
 
 
 def train_start_checkpoint(out: Path, steps: int, size) -> Path:
@@ -200,7 +202,7 @@ def run_variant(sensor: str, checkpoint: Path, args) -> dict:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stream-seconds", type=float, default=60.0, help="length of each stream (<= 600)")
+    parser.add_argument("--stream-seconds", type=float, default=300.0, help="length of each stream (<= 600)")
     parser.add_argument("--rate-hz", type=float, default=2.0, help="frame rate of the stream")
     parser.add_argument("--size", type=int, nargs=2, default=[64, 80], metavar=("H", "W"))
     parser.add_argument("--environment", default="warehouse", choices=("warehouse", "corridor"))
