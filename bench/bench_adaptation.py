@@ -10,7 +10,7 @@
 3. The same frames are completed by the frozen model, a nearest fill and a morphological fill.
    Inference latency is timed with adaptation on (during the stream) and off (frozen pass).
 
-    python bench/bench_adaptation.py [--stream-seconds 60] [--rate-hz 2] [--steps-per-frame 1]
+    python bench/bench_adaptation.py [--stream-seconds 300] [--rate-hz 2] [--steps-per-frame 1]
 Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 300 s
 warehouse stream at 2 Hz per sensor (600 frames); the next frame comes once the learner has taken
 one step (so the result does not depend on how loaded the machine is; `--steps-per-frame 0` paces

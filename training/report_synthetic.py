@@ -56,7 +56,6 @@ BUDGET = [
     "data.train.lidar_beams=32", "data.val.lidar_beams=32",
     "train.batch_size=4", "train.amp=false",
 ]
-CURVE_LABELS = ("1: L_dc", "8: all (SelfDC)", "supervised (L1 + L2 on dense GT)")
 SUPERVISED = "supervised (L1 + L2 on dense GT)"
 FULL = "8: all (SelfDC)"
 ABLATIONS = [  # (label, ablation file, L_seg, L_sms, L_gc)
@@ -67,6 +66,7 @@ ABLATIONS = [  # (label, ablation file, L_seg, L_sms, L_gc)
     (FULL, "table3_row8.yaml", "✓", "✓", "✓"),
 ]
 RESET_OFF = ["model.preserve_input_in_training=false"]
+CURVE_LABELS = (ABLATIONS[0][0], FULL, SUPERVISED)  # the long learning curves
 # Table 1: the paper's random-point counts at 228x304, scaled to the same density at 64x80.
 PIXEL_RATIO = (64 * 80) / (228 * 304)
 SPARSITIES = [(f"{n} random points ({round(n * PIXEL_RATIO)} here)",
