@@ -153,6 +153,7 @@ class OnlineAdaptation(NodeComponent):
         import torch
 
         from selfdc_core.adaptation import OnlineAdapter, loss_of_checkpoint
+        from selfdc_core.inference import model_file_kind
         from selfdc_core.model_io import load_checkpoint
 
         if not isinstance(getattr(self.node.completer, "model", None), torch.nn.Module):
@@ -161,7 +162,7 @@ class OnlineAdaptation(NodeComponent):
         path = Path(self.node.params["checkpoint"]).expanduser()
         # Slim weights carry no training config: the learner then uses the default loss, and a fresh
         # segmentation head when the loss needs one.
-        state = {} if path.suffix == ".safetensors" else load_checkpoint(path, map_location="cpu")
+        state = {} if model_file_kind(path) == "weights" else load_checkpoint(path, map_location="cpu")
         settings = {**self.settings, "loss": loss_of_checkpoint(state)}
         adapter = OnlineAdapter(self.node.completer, settings, checkpoint_weights=state.get("model"))
         if adapter.resumed_from is not None:

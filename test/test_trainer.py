@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from selfdc_core.devices import native_bfloat16_cpu
 from selfdc_core.model_io import CheckpointError, load_checkpoint
 from selfdc_core.training.config import load_config
 from selfdc_core.training.trainer import Trainer, TrainingDiverged
@@ -49,6 +50,15 @@ def test_self_supervised_training_reads_no_ground_truth(tmp_path, tiny_train_con
     batch["gt"] = batch["sparse"].clone()
     with pytest.raises(RuntimeError, match="ground truth"):
         trainer.train_step(batch)
+
+
+def test_amp_trains_in_bfloat16_on_cpus_with_native_units(tmp_path, tiny_train_config):
+    mixed = Trainer(tiny_train_config(tmp_path / "on", train={"amp": True}))
+    assert mixed.amp_dtype == (torch.bfloat16 if native_bfloat16_cpu() else None)
+    assert not mixed.loss_scaling  # float16 loss scaling is a CUDA path
+    parts = mixed.train_step(next(iter(mixed.train_loader)))
+    assert parts is not None and torch.isfinite(parts["total"])
+    assert Trainer(tiny_train_config(tmp_path / "off", train={"amp": False})).amp_dtype is None
 
 
 def test_supervised_baseline_uses_dense_gt(tmp_path, tiny_train_config):
