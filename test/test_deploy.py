@@ -80,6 +80,27 @@ def test_onnx_export_uses_standard_ops_and_matches_pytorch(onnx_file, checkpoint
     np.testing.assert_allclose(onnx_completer.complete(rgb, sparse), torch_depth, atol=1e-4, rtol=0)
 
 
+def test_half_resolution_heads_export_and_keep_measurements(tmp_path):
+    torch.manual_seed(1)
+    model = build_model({"backbone": "resnet18", "num_classes": 4, "prop_iterations": 3,
+                         "half_resolution_heads": ["guidance", "confidence"]})
+    with torch.no_grad():
+        model.propagation.offset_affinity.bias.normal_(0, 0.8)
+    state = {"model_config": model.config, "model": model.state_dict(), "config": {}, "epoch": 0, "step": 0}
+    checkpoint = save_checkpoint(tmp_path / "half.pt", state)
+    out = tmp_path / "half.onnx"
+    assert export_cli.main([str(checkpoint), "--format", "onnx", "--output", str(out),
+                            "--height", str(HEIGHT), "--width", str(WIDTH)]) == 0
+    rgb, sparse = frame(2)
+    torch_depth = DepthCompleter.from_checkpoint(checkpoint, device="cpu", precision="float32").complete(
+        rgb, sparse)
+    onnx_depth = DepthCompleter.from_checkpoint(out, device="cpu").complete(rgb, sparse)
+    np.testing.assert_allclose(onnx_depth, torch_depth, atol=1e-4, rtol=0)
+    measured = sparse > 0
+    for depth in (torch_depth, onnx_depth):  # the published depth is the sensor where it measured
+        np.testing.assert_array_equal(depth[measured], sparse[measured])
+
+
 def test_onnx_batch_is_dynamic(onnx_file):
     session = OnnxSession(onnx_file, device="cpu")
     rng = np.random.default_rng(2)

@@ -92,15 +92,35 @@ def test_preserve_input_keeps_measurements_at_initialisation(eval_model):
     valid = sparse > 0
     with torch.no_grad():
         out = eval_model(rgb, sparse)
-        eval_model.propagation.preserve_input = False
+        eval_model.propagation.preserve_input = eval_model.output_keeps_measurements = False
         try:
             free = eval_model(rgb, sparse)
         finally:
-            eval_model.propagation.preserve_input = True
+            eval_model.propagation.preserve_input = eval_model.output_keeps_measurements = True
     torch.testing.assert_close(out["depth"][valid], sparse[valid])
     torch.testing.assert_close(out["depth"][~valid], out["depth_init"][~valid])
     torch.testing.assert_close(free["depth"], free["depth_init"])
     assert not torch.allclose(free["depth"][valid], sparse[valid])
+
+
+def test_output_keeps_measurements_in_inference_only():
+    # With trained-like propagation weights, NLSPN's last step blends measured pixels with neighbours;
+    # the option resets them once more in inference and leaves every other pixel as it was.
+    model = small_model(prop_iterations=3)
+    randomise_propagation(model)
+    rgb, sparse = make_inputs(2, 30, 41, density=0.1)
+    valid = sparse > 0
+    with torch.no_grad():
+        kept = model.eval()(rgb, sparse)["depth"]
+        model.output_keeps_measurements = False
+        blended = model(rgb, sparse)["depth"]
+        model.output_keeps_measurements = True
+        trained = model.train()(rgb, sparse)["depth"]
+    assert torch.equal(kept[valid], sparse[valid])
+    assert (blended[valid] - sparse[valid]).abs().max() > 1e-3
+    torch.testing.assert_close(kept[~valid], blended[~valid])
+    assert (trained[valid] - sparse[valid]).abs().max() > 1e-3  # L_dc scores the blended depth
+    assert small_model(output_keeps_measurements=False).config["output_keeps_measurements"] is False
 
 
 def test_gradients_reach_every_parameter():
@@ -155,10 +175,48 @@ def test_build_model_rejects_unknown_keys():
     ({"prop_iterations": 2.5}, "prop_iterations"),
     ({"depth_scale": 0.0}, "depth_scale"),
     ({"preserve_input": "yes"}, "preserve_input"),
+    ({"output_keeps_measurements": 1}, "output_keeps_measurements"),
+    ({"half_resolution_heads": ["guidance", "segmentation"]}, "half_resolution_heads"),
+    ({"half_resolution_heads": ["depth", "depth"]}, "half_resolution_heads"),
+    ({"half_resolution_heads": "guidance"}, "half_resolution_heads"),
+    ({"half_resolution_heads": [["depth"]]}, "half_resolution_heads"),
 ])
 def test_invalid_constructor_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         small_model(**kwargs)
+
+
+@pytest.mark.parametrize("size", [(30, 41), (48, 160)])
+def test_half_resolution_heads_share_weights_and_cost_less(size):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    full = small_model().eval()
+    half = small_model(half_resolution_heads=["confidence", "guidance"]).eval()
+    assert half.config["half_resolution_heads"] == ["guidance", "confidence"]  # canonical order
+    half.load_state_dict(full.state_dict())  # the same weights, so a checkpoint loads either way
+    rgb, sparse = make_inputs(1, *size)
+
+    def run(model):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = model(rgb, sparse)
+        return out, counter.get_total_flops()
+
+    (out_full, flops_full), (out_half, flops_half) = run(full), run(half)
+    for key in ("depth", "confidence"):
+        assert out_half[key].shape == out_full[key].shape == (1, 1, *size)
+        assert torch.isfinite(out_half[key]).all()
+    torch.testing.assert_close(out_half["depth_init"], out_full["depth_init"])  # the depth head is full
+    assert not torch.allclose(out_half["confidence"], out_full["confidence"])
+    head_flops = {}
+    for name, model in (("full", full), ("half", half)):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            feats = model.encoder(*(pad_to_multiple(t, ENCODER_STRIDE, "constant") for t in (rgb, sparse)))
+            x = model.decoder(feats)
+            counter_start = counter.get_total_flops()
+            model.guidance_head(x, feats)
+        head_flops[name] = counter.get_total_flops() - counter_start
+    assert head_flops["half"] < 0.3 * head_flops["full"]
+    assert flops_half < flops_full
 
 
 def test_drop_segmentation_loads_training_weights():

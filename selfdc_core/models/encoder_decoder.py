@@ -8,6 +8,7 @@ and the extra stride-2 block are at 1/2, 1/4, 1/8 and 1/16.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbone import build_resnet
@@ -62,19 +63,25 @@ class Decoder(nn.Module):
 
 
 class Head(nn.Module):
-    """Two full-resolution 3x3 convs with the layer1 and fused-input skips (NLSPN's *_dec1, *_dec0).
+    """Two 3x3 convs with the layer1 and fused-input skips (NLSPN's *_dec1, *_dec0), at full resolution.
 
-    The last conv has no BN or ReLU: the caller applies the output activation.
+    With `half_resolution`, the first conv has stride 2, the fused-input skip is average-pooled to
+    match, and the output is upsampled bilinearly: about a quarter of the head's cost, with the same
+    weights. The last conv has no BN or ReLU: the caller applies the output activation.
     """
 
-    def __init__(self, out_channels: int, hidden: int = 64):
+    def __init__(self, out_channels: int, hidden: int = 64, half_resolution: bool = False):
         super().__init__()
-        self.hidden = conv_bn_relu(Decoder.out_channels + ENCODER_CHANNELS[1], hidden)
+        self.stride = 2 if half_resolution else 1
+        self.hidden = conv_bn_relu(Decoder.out_channels + ENCODER_CHANNELS[1], hidden, stride=self.stride)
         self.out = conv_bn_relu(hidden + ENCODER_CHANNELS[0], out_channels, bn=False, relu=False)
 
     def forward(self, x: Tensor, feats: list[Tensor]) -> Tensor:
         x = self.hidden(torch.cat((x, feats[1]), dim=1))
-        return self.out(torch.cat((x, feats[0]), dim=1))
+        if self.stride == 1:
+            return self.out(torch.cat((x, feats[0]), dim=1))
+        y = self.out(torch.cat((x, F.avg_pool2d(feats[0], self.stride)), dim=1))
+        return F.interpolate(y, scale_factor=float(self.stride), mode="bilinear", align_corners=False)
 
 
 class SegmentationBranch(nn.Module):

@@ -18,6 +18,7 @@ from .inputs import normalize_inputs, pad_to_multiple, validate_inputs
 from .nlspn import NUM_NEIGHBORS, PROPAGATION_MODES, NonLocalPropagation
 
 SEG_PREFIX = "seg_decoder."
+HEADS = ("depth", "guidance", "confidence")  # the heads that half_resolution_heads may name
 
 
 def _require(ok: bool, name: str, expected: str, value: object) -> None:
@@ -49,12 +50,21 @@ class SelfDC(nn.Module):
     reset, L_dc (eq. 5) at the measured pixels starts at 0 with zero gradient (the propagation is
     initialised to the identity), so L_dc alone does not reach the refinement, guidance and confidence
     heads; False lets it, at the price of training a propagation that inference then runs with the reset.
+
+    NLSPN's reset comes before each step, so its last step still blends a measured pixel with its
+    neighbours. `output_keeps_measurements` (default True) resets the measured pixels once more after
+    the last step, in inference only: the published depth equals the sensor wherever it measured. In
+    training it is never applied, since L_dc scores exactly how far the final depth strays there.
+
+    `half_resolution_heads` names heads among HEADS that run at half resolution and are upsampled
+    (a cheaper network with the same weights; see Head).
     """
 
     def __init__(self, backbone: str = "resnet34", num_classes: int = 32, prop_iterations: int = 18,
                  preserve_input: bool = True, pretrained: bool = False, depth_scale: float = 10.0,
                  affinity_gamma: float = 0.5, include_segmentation: bool = True, propagation: str = "gather",
-                 preserve_input_in_training: bool = True):
+                 preserve_input_in_training: bool = True, output_keeps_measurements: bool = True,
+                 half_resolution_heads: tuple[str, ...] | list[str] = ()):
         super().__init__()
         _require(backbone in BACKBONE_NAMES, "backbone", f"one of {BACKBONE_NAMES}", backbone)
         _require(_is_int(num_classes) and num_classes >= 1, "num_classes", "an int >= 1", num_classes)
@@ -62,12 +72,18 @@ class SelfDC(nn.Module):
                  prop_iterations)
         for name, flag in (("preserve_input", preserve_input), ("pretrained", pretrained),
                            ("include_segmentation", include_segmentation),
-                           ("preserve_input_in_training", preserve_input_in_training)):
+                           ("preserve_input_in_training", preserve_input_in_training),
+                           ("output_keeps_measurements", output_keeps_measurements)):
             _require(isinstance(flag, bool), name, "a bool", flag)
         for name, value in (("depth_scale", depth_scale), ("affinity_gamma", affinity_gamma)):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
             _require(ok and value > 0, name, "a finite number > 0", value)
         _require(propagation in PROPAGATION_MODES, "propagation", f"one of {PROPAGATION_MODES}", propagation)
+        heads = half_resolution_heads
+        ok = isinstance(heads, (list, tuple)) and all(isinstance(h, str) and h in HEADS for h in heads)
+        _require(ok and len(set(heads)) == len(heads), "half_resolution_heads",
+                 f"a list of distinct names among {HEADS}", heads)
+        half = [h for h in HEADS if h in half_resolution_heads]
         # `pretrained` only chooses the initialisation; the state_dict carries the weights, so the
         # stored config says False and rebuilding from a checkpoint never needs the ImageNet file.
         self._config: dict[str, Any] = {
@@ -75,13 +91,15 @@ class SelfDC(nn.Module):
             "preserve_input": preserve_input, "pretrained": False, "depth_scale": float(depth_scale),
             "affinity_gamma": float(affinity_gamma), "include_segmentation": include_segmentation,
             "propagation": propagation, "preserve_input_in_training": preserve_input_in_training,
+            "output_keeps_measurements": output_keeps_measurements, "half_resolution_heads": half,
         }
+        self.output_keeps_measurements = output_keeps_measurements
         self.depth_scale = float(depth_scale)
         self.encoder = EarlyFusionEncoder(backbone, pretrained)
         self.decoder = Decoder()
-        self.depth_head = Head(1)
-        self.guidance_head = Head(NUM_NEIGHBORS)
-        self.confidence_head = Head(1, hidden=32)
+        self.depth_head = Head(1, half_resolution="depth" in half)
+        self.guidance_head = Head(NUM_NEIGHBORS, half_resolution="guidance" in half)
+        self.confidence_head = Head(1, hidden=32, half_resolution="confidence" in half)
         self.propagation = NonLocalPropagation(NUM_NEIGHBORS, prop_iterations, preserve_input, affinity_gamma,
                                                propagation, preserve_input_in_training)
         self.seg_decoder: SegmentationBranch | None = (
@@ -131,6 +149,8 @@ class SelfDC(nn.Module):
         confidence = torch.sigmoid(crop(self.confidence_head(x, feats)))
         # Affinities may be negative, so propagation can undershoot zero: clamp as NLSPN does.
         depth = self.propagation(depth_init, guidance, confidence, sparse).clamp(min=0.0)
+        if self.output_keeps_measurements and not self.training:
+            depth = torch.where(sparse > 0, sparse.to(depth.dtype), depth)
 
         out = {"depth": depth, "depth_init": depth_init, "confidence": confidence}
         if self.training and self.seg_decoder is not None:
