@@ -42,6 +42,8 @@ COST_SIZES = ((228, 304), (352, 1216))
 COMPONENTS = ("encoder", "decoder", "depth_head", "guidance_head", "confidence_head", "propagation",
               "seg_decoder")
 PROPAGATION_MACS_PER_PIXEL_STEP = 36
+# Cheaper variants of the heads (model.half_resolution_heads), costed next to the default.
+HALF_RESOLUTION_VARIANTS = (("guidance", "confidence"), ("depth", "guidance", "confidence"))
 
 
 def make_batch(batch: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -186,6 +188,19 @@ def compare_propagation(model: SelfDC, loss_fn: SelfDCLoss, device: torch.device
     return rows
 
 
+def half_resolution_costs(backbone: str, device: torch.device) -> dict[str, dict[str, float]]:
+    """Inference GFLOPs (batch 1) with each HALF_RESOLUTION_VARIANTS, per size; the weights are the same."""
+    out = {}
+    for heads in HALF_RESOLUTION_VARIANTS:
+        model = SelfDC(backbone=backbone, half_resolution_heads=list(heads)).to(device)
+        out[",".join(heads)] = {f"{h}x{w}": component_costs(model, h, w)["total_inference"]["gflops"]
+                                for h, w in COST_SIZES}
+    for name, row in out.items():
+        print(f"  inference GFLOPs with half-resolution {name} heads: "
+              + ", ".join(f"{size} {gflops:.1f}" for size, gflops in row.items()))
+    return out
+
+
 def print_costs(costs: dict) -> None:
     for size, table in costs.items():
         print(f"cost at {size}, batch 1 (GFLOPs; params in M)")
@@ -215,9 +230,11 @@ def main() -> None:
 
     costs = {f"{h}x{w}": component_costs(model, h, w) for h, w in COST_SIZES}
     print_costs(costs)
+    half_costs = half_resolution_costs(args.backbone, device)
     if args.skip_timing:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"model_config": model.config, "cost": costs}, indent=2) + "\n")
+        args.out.write_text(json.dumps({"model_config": model.config, "cost": costs,
+                                        "cost_half_resolution_heads": half_costs}, indent=2) + "\n")
         print(f"wrote {args.out}")
         return
     load_before = os.getloadavg()[0]
@@ -249,6 +266,7 @@ def main() -> None:
         "loss_share_of_step": loss_time / step["step"],
         "loss_share_target": 0.10,
         "cost": costs,
+        "cost_half_resolution_heads": half_costs,
         "propagation_modes": propagation_modes,
         "method": "medians over runs, wall clock; loss backward timed on detached leaf copies of the "
                   "outputs; *_cpu_per_thread_s = process CPU time / threads (robust to a busy machine)",
