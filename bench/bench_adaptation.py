@@ -10,9 +10,9 @@
 3. The same frames are completed by the frozen model, a nearest fill and a morphological fill.
    Inference latency is timed with adaptation on (during the stream) and off (frozen pass).
 
-    python bench/bench_adaptation.py [--stream-seconds 300] [--rate-hz 2] [--steps-per-frame 1]
-Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 300 s
-warehouse stream at 2 Hz per sensor (600 frames); the next frame comes once the learner has taken
+    python bench/bench_adaptation.py [--stream-seconds 600] [--rate-hz 2] [--steps-per-frame 1]
+Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 600 s
+warehouse stream at 2 Hz per sensor (1200 frames); the next frame comes once the learner has taken
 one step (so the result does not depend on how loaded the machine is; `--steps-per-frame 0` paces
 the stream in real time instead); one torch thread. The JSON states the mean learner step time,
 to compare with the frame period. Prints a table, writes bench/results/adaptation.json and
@@ -202,7 +202,7 @@ def run_variant(sensor: str, checkpoint: Path, args) -> dict:
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stream-seconds", type=float, default=300.0, help="length of each stream (<= 600)")
+    parser.add_argument("--stream-seconds", type=float, default=600.0, help="length of each stream (<= 600)")
     parser.add_argument("--rate-hz", type=float, default=2.0, help="frame rate of the stream")
     parser.add_argument("--size", type=int, nargs=2, default=[64, 80], metavar=("H", "W"))
     parser.add_argument("--environment", default="warehouse", choices=("warehouse", "corridor"))
