@@ -56,7 +56,10 @@ def test_plan_runs_each_experiment_once_in_priority_order(tmp_path):
         assert (t["max_steps"], t["eval_every"], t["amp"], t["seed"]) == (300, 150, True, 0)
         assert t["epochs"] * 100 >= 300 and r.cfg["schedule"]["factors"] == [1.0, 0.2, 0.04]
     assert by_key["curve/supervised/steps300"].cfg["train"]["mode"] == "supervised"
-    assert by_key["table3/row8/seed0"].cfg["train"]["amp"] is False  # the 200-step tables stay float32
+    # The tables' runs: bfloat16 where the CPU has it, the lr decayed 5x at 50% and 75% of the steps.
+    table_run = by_key["table3/row8/seed0"].cfg
+    assert table_run["train"]["amp"] is True and table_run["train"]["max_steps"] == 20
+    assert table_run["schedule"]["milestones"] == [0.1, 0.15] and table_run["schedule"]["factors"] == [1, 0.2, 0.04]
 
 
 def _context():
@@ -100,3 +103,17 @@ def test_report_tables_and_verdicts_follow_the_numbers(tmp_path):
     assert "| SelfDC | 0.270 | 0.270 (30) | -0.020 |" in text
     assert "| nearest fill | 0.400 | | |" in text
     assert (tmp_path / "figures" / "synthetic_learning_curve_long.png").exists()
+
+
+def test_report_of_some_experiments_shows_only_their_sections(tmp_path):
+    fill = {m: {"rmse": v, "rel": 0.1, "d1": 0.9} for m, v in zip(render.FILLS, (0.40, 0.45, 0.42), strict=True)}
+    fills = {"room": fill, "Table 1: A": fill, "generalisation: room": fill, "generalisation: warehouse": fill}
+    records = [{"group": "table3", "label": report.FULL, "seed": 0, "seconds": 10.0, "curve": [(10, 0.3)],
+                "scores": {"room": {"rmse": 0.3, "rel": 0.1, "d1": 0.9}}}]
+    ctx = {**_context(), "experiments": ["table3"]}
+    render.render_outputs(tmp_path, ctx, fills, records, {"SelfDC": tmp_path / "none"}, None, 0)
+    text = (tmp_path / "synthetic_report.md").read_text()
+    assert "## (b) Table 3 ablation" in text and f"| SelfDC ({report.FULL}) | 0.300 (1 seed) |" in text
+    assert "- Experiments: table3 (`--only`)" in text
+    for absent in ("## (c)", "## (d)", "## (e)", "## Long learning curves"):
+        assert absent not in text, absent

@@ -15,6 +15,7 @@ import numpy as np
 FILLS = ("nearest fill", "morphological fill", "linear fill")
 CURVE_COLOURS = [(200, 80, 0), (0, 140, 0), (0, 0, 200), (200, 0, 200), (0, 150, 150)]  # BGR
 FILL_COLOURS = [(90, 90, 90), (150, 100, 150), (60, 160, 200)]
+EXPERIMENTS = ("table3", "reset_off", "table1", "generalisation", "curve")  # report_synthetic.py --only
 
 
 def render_outputs(out: Path, ctx: dict, fills: dict, records: list[dict], figure_runs: dict[str, Path],
@@ -36,8 +37,9 @@ def render_outputs(out: Path, ctx: dict, fills: dict, records: list[dict], figur
                 if long_curves else None)
     qualitative = save_qualitative(figures / "synthetic_qualitative.png", figure_runs, room_dataset,
                                    num_figures)
-    sections = [_header(ctx, records), _table_a(ctx, by, fills), _table3(ctx, by), _reset_section(ctx, by),
-                _table1(ctx, by, fills), _generalisation(ctx, by, fills), _long_section(ctx, by, fills)]
+    run = set(ctx.get("experiments", EXPERIMENTS))  # a report of some experiments shows only theirs
+    sections = [_header(ctx, records), _table_a(ctx, by, fills), _table3(ctx, by)]
+    sections += [make(ctx, by, fills) for group, make in _OPTIONAL_SECTIONS.items() if group in run]
     pictures = []
     if curve_png is not None:
         pictures.append(f"![RMSE against training steps](figures/{curve_png.name})")
@@ -103,6 +105,8 @@ def _header(ctx: dict, records: list[dict]) -> str:
         "on the same sparse inputs.",
         f"- CPU only; {len(records)} runs finished, {seconds:.0f} s of training each on average (one "
         "thread per run when runs share the CPU with `--jobs`).",
+        *([f"- Experiments: {', '.join(ctx['experiments'])} (`--only`); the others are not part of this "
+           "report."] if set(ctx.get("experiments", EXPERIMENTS)) != set(EXPERIMENTS) else []),
     ])
 
 
@@ -220,6 +224,10 @@ def _long_section(ctx: dict, by: dict, fills: dict) -> str:
         return "\n".join([*lines[:3], "No long run has finished yet."])
     lines += [f"| {m} | {fills[room][m]['rmse']:.3f} | | |" for m in FILLS]
     return "\n".join(lines)
+
+
+_OPTIONAL_SECTIONS = {"reset_off": lambda ctx, by, _fills: _reset_section(ctx, by), "table1": _table1,
+                      "generalisation": _generalisation, "curve": _long_section}
 
 
 def _verdict(ok: bool) -> str:
