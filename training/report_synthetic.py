@@ -4,9 +4,10 @@
 Every run starts from config/demo.yaml (64x80 frames, ResNet18, Felzenszwalb pseudo-labels from the
 make_masks library) with the budget below: --steps optimiser steps (default 400) of batch 4 on 400
 frames, the lr decayed by 5x at half and again at three quarters of them, bfloat16 autocast where
-the CPU has native units (`train.amp=true`; float32 elsewhere). Each run is scored from its last checkpoint (no checkpoint is
-picked on the evaluation rooms) against nearest, morphological and linear fill on the very same
-sparse inputs of unseen frames (another seed). The experiments, in the order they run:
+the CPU has native units (`train.amp=true`; float32 elsewhere). Each run is scored from its last
+checkpoint (no checkpoint is picked on the evaluation rooms) against nearest, morphological and
+linear fill on the very same sparse inputs of unseen frames (another seed). The experiments, in
+the order they run:
 
   1. Table 3 and (a), seed 0: the ablation rows of the paper's Table 3 (L_dc alone, + L_seg, + L_sms,
      + L_gc, all three; the model/loss keys of config/ablations/table3_row{1,2,3,4,8}.yaml) and the
@@ -36,6 +37,7 @@ import argparse
 import copy
 import json
 import logging
+import shlex
 import shutil
 import sys
 import time
@@ -280,6 +282,36 @@ def train_and_score(r: Run, work: Path, evals: dict[str, EvalSet], datasets: dic
     return record
 
 
+def finished_result(r: Run, work: Path) -> dict | None:
+    """The record of `r` when it has finished in `work` with this very configuration; a run finished
+    with another budget stops the report rather than be mixed into it."""
+    folder = work / "runs" / r.key
+    if not (folder / "result.json").exists():
+        return None
+    trained = yaml.safe_load((folder / "config.yaml").read_text())
+    differences = _differences(_without_paths(r.cfg), _without_paths(trained))
+    if differences:
+        raise SystemExit(f"{folder} was trained with another configuration ({'; '.join(differences[:3])}); "
+                         "pass another --work for this budget, or delete that folder")
+    return json.loads((folder / "result.json").read_text())
+
+
+def _without_paths(cfg: dict) -> dict:
+    cfg = copy.deepcopy(cfg)
+    cfg["train"].pop("out_dir", None)
+    cfg["train"].pop("progress", None)
+    cfg.get("segmentation", {}).pop("cache_root", None)
+    return cfg
+
+
+def _differences(planned, trained, prefix: str = "") -> list[str]:
+    """'key: trained -> planned' for every leaf that differs."""
+    if isinstance(planned, dict) and isinstance(trained, dict):
+        return [d for k in sorted(set(planned) | set(trained), key=str)
+                for d in _differences(planned.get(k), trained.get(k), f"{prefix}{k}.")]
+    return [] if planned == trained else [f"{prefix[:-1]}: {trained!r} -> {planned!r}"]
+
+
 def read_curve(tb_dir: Path) -> list[tuple[int, float]]:
     """The (step, val/rmse) points the trainer wrote to TensorBoard, in step order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -312,9 +344,9 @@ def run(args, work: Path) -> int:
     keep = {k.format(seed=args.seeds[0]) for k in KEEP_CHECKPOINTS}
     records, pending, labelled = [], [], set()
     for r in runs:
-        cached = work / "runs" / r.key / "result.json"
-        if cached.exists():
-            records.append(json.loads(cached.read_text()))
+        cached = finished_result(r, work)
+        if cached is not None:
+            records.append(cached)
         elif not args.render_only:
             ensure_labels(r.cfg, progress, labelled)  # here, so that parallel runs only read them
             pending.append(r)
@@ -361,7 +393,11 @@ def run_one(r: Run, work: Path, evals: dict[str, EvalSet], keep_checkpoint: bool
 
 
 def render(args, base, evals, datasets, fills, records, work) -> None:
-    context = {"budget": base["budget"], "model": base["model"], "steps": args.steps,
+    command = ["python training/report_synthetic.py", f"--steps {args.steps}",
+               "--seeds " + " ".join(map(str, args.seeds)), f"--curve-steps {args.curve_steps}",
+               *([f"--only {' '.join(args.only)}"] if args.only else []), *map(shlex.quote, args.overrides)]
+    context = {"command": " ".join(command), "budget": base["budget"], "model": base["model"],
+               "steps": args.steps,
                "curve_steps": args.curve_steps, "curve_points": args.curve_points,
                "image_size": [base["data"]["train"]["height"], base["data"]["train"]["width"]],
                "frames": [base["data"]["train"]["num_frames"], base["data"]["val"]["num_frames"]],
