@@ -115,6 +115,16 @@ def test_hidden_points_and_held_out_error_in_metres():
     frame.hidden = hidden
     # The echo model sees 0 where points were hidden: its error there is exactly the hidden depth.
     assert held_out_error(_EchoSparse(), [frame], torch.device("cpu")) == pytest.approx(3.0)
+    # Pooled over every hidden point of the slice (not a mean of per-frame errors): 5 points at 3 m
+    # and 10 at 6 m give sqrt((5*9 + 10*36) / 15).
+    near, far = _frame(h=10, w=10, value=3.0), _frame(h=10, w=10, value=6.0)
+    near.hidden, far.hidden = np.zeros((10, 10), bool), np.zeros((10, 10), bool)
+    near.hidden.flat[np.flatnonzero(near.sparse)[:5]] = True
+    far.hidden.flat[np.flatnonzero(far.sparse)[:10]] = True
+    expected = np.sqrt((5 * 9 + 10 * 36) / 15)
+    assert held_out_error(_EchoSparse(), [near, far], torch.device("cpu")) == pytest.approx(expected)
+    bf16 = held_out_error(_EchoSparse(), [near, far], torch.device("cpu"), torch.bfloat16)
+    assert bf16 == pytest.approx(expected, rel=1e-2)
     few = _frame(h=2, w=2)
     assert choose_hidden(few.sparse, 0.1, rng).sum() == 1  # at least one point
 

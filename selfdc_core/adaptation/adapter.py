@@ -67,7 +67,8 @@ class OnlineAdapter:
         self._hooks += attach_yield_points(self.reference, self.gate)
         self.buffer = ReplayBuffer(cfg["buffer_frames"], cfg["buffer_mb"], cfg["holdout_every"],
                                    cfg["holdout_frames"])
-        self.guard = DriftGuard(self.reference, cfg["guard_tolerance"], self.device)
+        self.guard = DriftGuard(self.reference, cfg["guard_tolerance"], self.device,
+                                completer.autocast_dtype)
         self.gap = GapFilter(cfg["min_gap_s"], cfg["min_translation_m"], cfg["min_rotation_deg"])
         self.generator = resolve_generator({"name": cfg["generator"], **cfg["generator_kwargs"]})
         self.counters = AdaptationStats()

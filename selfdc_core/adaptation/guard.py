@@ -18,10 +18,12 @@ from .holdout import held_out_error
 
 
 class DriftGuard:
-    def __init__(self, reference: nn.Module, tolerance: float, device: torch.device):
+    def __init__(self, reference: nn.Module, tolerance: float, device: torch.device,
+                 autocast: torch.dtype | None = None):
         self.reference = reference.to(device).eval()  # holds the published weights
         self.tolerance = float(tolerance)
         self.device = device
+        self.autocast = autocast  # inference's precision: weights are judged as they will run
         self.reference_error = math.nan
         self.best_error = math.nan  # lowest published error on the current slice
         self._version: int | None = None
@@ -29,10 +31,10 @@ class DriftGuard:
     def judge(self, candidate: nn.Module, frames: list[LearnerFrame], version: int) -> tuple[bool, float]:
         """(accept, candidate error in m) for `candidate` on the held-out `frames` (slice `version`)."""
         if self._version != version:
-            self.reference_error = held_out_error(self.reference, frames, self.device)
+            self.reference_error = held_out_error(self.reference, frames, self.device, self.autocast)
             self.best_error = self.reference_error
             self._version = version
-        error = held_out_error(candidate, frames, self.device)
+        error = held_out_error(candidate, frames, self.device, self.autocast)
         if not math.isfinite(error):
             return False, error
         reference = self.best_error

@@ -26,19 +26,29 @@ def choose_hidden(sparse: np.ndarray, fraction: float, rng: np.random.Generator)
 
 
 @torch.no_grad()
-def held_out_error(model: torch.nn.Module, frames: list[LearnerFrame], device: torch.device) -> float:
-    """RMSE (m) of `model` at the hidden measurements of `frames`; inf when the prediction is not finite."""
+def held_out_error(model: torch.nn.Module, frames: list[LearnerFrame], device: torch.device,
+                   autocast: torch.dtype | None = None) -> float:
+    """RMSE (m) of `model` at the hidden measurements of `frames`; inf when the prediction is not finite.
+
+    `autocast`: the precision inference runs in, so that the weights are judged as they will be used.
+    Frames are scored one at a time: a batch of the whole slice would take far more memory (and cache)
+    from the inference running beside the learner, for the same result (batch-norm is in eval mode).
+    """
     if not frames:
         return math.nan
     was_training = model.training
     model.eval()
+    squared, count = 0.0, 0
     try:
-        batch = frames_to_batch(frames, device, hide=True)
-        depth = model(batch["rgb"], batch["sparse"])["depth"].float()
+        for frame in frames:
+            batch = frames_to_batch([frame], device, hide=True)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                depth = model(batch["rgb"], batch["sparse"])["depth"].float()
+            hidden = torch.from_numpy(frame.hidden)[None, None].to(device)
+            target = torch.from_numpy(frame.sparse)[None, None].to(device)
+            squared += float((depth[hidden] - target[hidden]).pow(2).sum())
+            count += int(hidden.sum())
     finally:
         model.train(was_training)
-    hidden = torch.from_numpy(np.stack([f.hidden for f in frames]))[:, None].to(device)
-    target = torch.from_numpy(np.stack([f.sparse for f in frames]))[:, None].to(device)
-    error = (depth[hidden] - target[hidden]).pow(2).mean().sqrt()
-    value = float(error)
+    value = math.sqrt(squared / count) if count else math.nan
     return value if math.isfinite(value) else math.inf
