@@ -8,7 +8,9 @@
    `completer.complete()`, score, then `adapter.observe()`. The OnlineAdapter learns in its own
    thread, with the same code the node runs.
 3. The same frames are completed by the frozen model, a nearest fill and a morphological fill.
-   Inference latency is timed with adaptation on (during the stream) and off (frozen pass).
+   Inference latency is timed with adaptation on (during the stream) and off: the frozen model on
+   every 4th frame after the same wait as in the adapted run (as a node with adaptation off runs;
+   `latency_ratio`), and back to back on a CPU that never idles (`latency_ratio_back_to_back`).
 
     python bench/bench_adaptation.py [--stream-seconds 600] [--rate-hz 2] [--steps-per-frame 1]
 Defaults: a ResNet18 SelfDC with 4 propagation steps at 64x80, trained 60 steps on "room"; a 600 s
@@ -45,6 +47,9 @@ ADAPTATION = {"optim": {"lr": 1.0e-3}, "min_gap_s": 0.0, "batch_size": 2, "swap_
               "holdout_every": 6, "holdout_frames": 8, "buffer_frames": 200, "guard_tolerance": 0.1}
 
 
+PACED_EVERY = 4  # the frozen model's paced pass replays every 4th frame of the stream
+
+
 def train_start_checkpoint(out: Path, steps: int, size) -> Path:
     from selfdc_core.training.config import config_from_dict
     from selfdc_core.training.trainer import Trainer
@@ -75,15 +80,19 @@ def render_stream(environment: str, sensor: str, frames: int, size, rate_hz: flo
     return out
 
 
-def run_frozen(checkpoint: Path, stream: list) -> tuple[list[float], list[float]]:
-    """Per-frame RMSE and inference latency (s) of the frozen model, frames back to back."""
+def run_frozen(checkpoint: Path, stream: list, idle_s: list[float] | None = None
+               ) -> tuple[list[float], list[float]]:
+    """Per-frame RMSE and inference latency (s) of the frozen model: frames back to back, or, with
+    `idle_s`, each after that long a wait (the adapted run's pace, as a node with adaptation off)."""
     from selfdc_core.adaptation.replay import frame_rmse
     from selfdc_core.inference import DepthCompleter
 
     completer = DepthCompleter.from_checkpoint(checkpoint, device="cpu")
     completer.warmup(size=stream[0].rgb.shape[:2])
     errors, latency = [], []
-    for f in stream:
+    for i, f in enumerate(stream):
+        if idle_s is not None:
+            time.sleep(idle_s[i])
         start = time.perf_counter()
         depth = completer.complete(f.rgb, f.sparse)
         latency.append(time.perf_counter() - start)
@@ -110,6 +119,7 @@ def run_adapted(checkpoint: Path, stream: list, config: dict, steps_per_frame: i
     finally:
         adapter.stop(save=False)
     return {"rmse": [f.rmse for f in frames], "latency": [f.latency_s for f in frames],
+            "idle_before": [f.idle_before_s for f in frames],
             "held_out": [f.held_out_error_m for f in frames], "stats": adapter.stats(),
             "duration_s": time.perf_counter() - start}
 
@@ -123,8 +133,10 @@ def fills(stream: list) -> dict[str, list[float]]:
                               for f in stream]}
 
 
-def summarise(sensor: str, frozen: list[float], lat_off: list[float], adapted: dict, baseline: dict) -> dict:
+def summarise(sensor: str, frozen: list[float], lat_off: list[float], paced: dict, adapted: dict,
+              baseline: dict) -> dict:
     n = len(frozen)
+    on_paced = np.mean([adapted["latency"][i] for i in paced["frames"]])
     last = slice(2 * n // 3, n)
     curves = {"adapted": adapted["rmse"], "frozen": frozen, **baseline}
     held = np.array(adapted["held_out"], dtype=float)
@@ -138,10 +150,15 @@ def summarise(sensor: str, frozen: list[float], lat_off: list[float], adapted: d
         "last_third_rmse": last_third,
         "adapted_vs_frozen": 1.0 - last_third["adapted"] / last_third["frozen"],
         "latency_ms": {"on_mean": 1e3 * float(np.mean(adapted["latency"])),
-                       "off_mean": 1e3 * float(np.mean(lat_off)),
+                       "off_back_to_back_mean": 1e3 * float(np.mean(lat_off)),
                        "on_p95": 1e3 * float(np.percentile(adapted["latency"], 95)),
-                       "off_p95": 1e3 * float(np.percentile(lat_off, 95))},
-        "latency_ratio": float(np.mean(adapted["latency"]) / np.mean(lat_off)),
+                       "off_back_to_back_p95": 1e3 * float(np.percentile(lat_off, 95)),
+                       "on_mean_paced_frames": 1e3 * float(on_paced),
+                       "off_paced_mean": 1e3 * float(np.mean(paced["latency"]))},
+        # Off as a node with adaptation off runs: the same frames after the same waits.
+        "latency_ratio": float(on_paced / np.mean(paced["latency"])),
+        # Off on a CPU kept busy by inference alone: a lower bound no node at this frame rate sees.
+        "latency_ratio_back_to_back": float(np.mean(adapted["latency"]) / np.mean(lat_off)),
         "held_out_vs_true_rmse_correlation": corr,
         "learner": {k: adapted["stats"][k] for k in (
             "learner_steps", "swaps", "rollbacks", "compute_share", "frames_kept", "skipped_busy",
@@ -194,10 +211,16 @@ def run_variant(sensor: str, checkpoint: Path, args) -> dict:
     stream = render_stream(args.environment, sensor, frames, args.size, args.rate_hz)
     frozen, lat_before = run_frozen(checkpoint, stream)
     adapted = run_adapted(checkpoint, stream, ADAPTATION, args.steps_per_frame)
-    # Latency off is timed before and after the stream, so that a change in the machine's load
-    # during the run shows in both sides of the ratio alike.
+    # Latency off back to back is timed before and after the stream, so that a change in the machine's
+    # load during the run shows in both sides of the ratio alike.
     _, lat_after = run_frozen(checkpoint, stream[: max(len(stream) // 4, 1)])
-    return summarise(sensor, frozen, lat_before + lat_after, adapted, fills(stream))
+    # And at the adapted run's pace, on every PACED_EVERY-th frame: a CPU that idles between frames runs
+    # the next one slower (power and cache state), so back-to-back timing flatters "off".
+    picked = list(range(0, len(stream), PACED_EVERY))
+    idle = [adapted["idle_before"][i] for i in picked]
+    _, lat_paced = run_frozen(checkpoint, [stream[i] for i in picked], idle)
+    paced = {"frames": picked, "latency": lat_paced}
+    return summarise(sensor, frozen, lat_before + lat_after, paced, adapted, fills(stream))
 
 
 def parse_args(argv):
@@ -227,12 +250,13 @@ def print_table(results: dict, args) -> None:
     print(f"Prequential stream: {args.environment}, {args.stream_seconds:.0f} s at {args.rate_hz} Hz, "
           f"{args.size[0]}x{args.size[1]}; RMSE (m) over the last third")
     print(f"  {'sensor':<7}{'adapted':>9}{'frozen':>9}{'nearest':>9}{'morph.':>9}{'vs frozen':>11}"
-          f"{'latency on/off':>17}{'steps':>7}{'swaps':>7}{'rollb.':>7}{'share':>7}")
+          f"{'latency on/off':>17}{'(back to back)':>16}{'steps':>7}{'swaps':>7}{'rollb.':>7}{'share':>7}")
     for name, r in results.items():
         t, lr = r["last_third_rmse"], r["learner"]
         print(f"  {name:<7}{t['adapted']:>9.3f}{t['frozen']:>9.3f}{t['nearest']:>9.3f}"
               f"{t['morphological']:>9.3f}"
-              f"{-100 * r['adapted_vs_frozen']:>10.0f}%{r['latency_ratio']:>16.2f}x{lr['learner_steps']:>7}"
+              f"{-100 * r['adapted_vs_frozen']:>10.0f}%{r['latency_ratio']:>16.2f}x"
+              f"{r['latency_ratio_back_to_back']:>15.2f}x{lr['learner_steps']:>7}"
               f"{lr['swaps']:>7}{lr['rollbacks']:>7}{lr['compute_share']:>7.2f}")
 
 

@@ -28,6 +28,7 @@ class StreamFrame:
 class ReplayedFrame:
     stamp: float
     latency_s: float  # inference time of this frame
+    idle_before_s: float  # time from the end of the previous frame's inference to the start of this one
     rmse: float  # against gt (nan without gt)
     held_out_error_m: float  # the drift guard's estimate at that moment (nan before the first check)
     learner_steps: int
@@ -58,6 +59,7 @@ def replay(completer, adapter, frames: Iterable[StreamFrame], speed: float = 0.0
     learner take that many steps after each frame (reproducible whatever the CPU)."""
     results: list[ReplayedFrame] = []
     start = first = None
+    last_end = time.perf_counter()
     for frame in frames:
         if start is None:
             start, first = time.perf_counter(), frame.stamp
@@ -68,11 +70,12 @@ def replay(completer, adapter, frames: Iterable[StreamFrame], speed: float = 0.0
         with adapter.priority():
             depth = completer.complete(frame.rgb, frame.sparse)
         latency = time.perf_counter() - t0
+        idle, last_end = t0 - last_end, t0 + latency
         error = frame_rmse(depth, frame.gt, max_depth)
         adapter.observe(frame.rgb, frame.sparse, frame.K, frame.stamp)
         if steps_per_frame > 0:
             _wait_for_steps(adapter, before + steps_per_frame, step_timeout)
         stats = adapter.stats()
-        results.append(ReplayedFrame(frame.stamp, latency, error, stats["held_out_error_m"],
+        results.append(ReplayedFrame(frame.stamp, latency, idle, error, stats["held_out_error_m"],
                                      stats["learner_steps"], stats["swaps"]))
     return results
