@@ -1,4 +1,5 @@
-"""Online adaptation part by part: settings, gap rule, replay buffer, held-out error, swaps, gate, learner."""
+"""Online adaptation part by part: settings, gap rule, replay buffer, held-out error, swaps, gate, learner,
+stream replay."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from selfdc_core.adaptation.buffer import GapFilter, ReplayBuffer
 from selfdc_core.adaptation.frames import LearnerFrame, degenerate_labels
 from selfdc_core.adaptation.holdout import choose_hidden, held_out_error
 from selfdc_core.adaptation.learner import Learner, build_learner_model
+from selfdc_core.adaptation.replay import StreamFrame, replay
 from selfdc_core.models import build_model
 
 
@@ -123,8 +125,18 @@ def test_hidden_points_and_held_out_error_in_metres():
     far.hidden.flat[np.flatnonzero(far.sparse)[:10]] = True
     expected = np.sqrt((5 * 9 + 10 * 36) / 15)
     assert held_out_error(_EchoSparse(), [near, far], torch.device("cpu")) == pytest.approx(expected)
-    bf16 = held_out_error(_EchoSparse(), [near, far], torch.device("cpu"), torch.bfloat16)
-    assert bf16 == pytest.approx(expected, rel=1e-2)
+    # The weights are judged in inference's precision: the model runs under that autocast.
+    seen = []
+
+    class _RecordsPrecision(_EchoSparse):
+        def forward(self, rgb, sparse):
+            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            return super().forward(rgb, sparse)
+
+    bf16 = held_out_error(_RecordsPrecision(), [near, far], torch.device("cpu"), torch.bfloat16)
+    assert bf16 == pytest.approx(expected) and seen == [torch.bfloat16] * 2  # one pass per frame
+    held_out_error(_RecordsPrecision(), [near], torch.device("cpu"))
+    assert seen[-1] is None
     few = _frame(h=2, w=2)
     assert choose_hidden(few.sparse, 0.1, rng).sum() == 1  # at least one point
 
@@ -292,3 +304,34 @@ def test_rollback_restores_weights_and_head(tiny_learner):
     learner.reset_to(published)
     now = model.state_dict()
     assert all(torch.equal(v, now[k]) for k, v in {**published, **head}.items())
+
+
+# ---------------------------------------------------------------------- stream replay
+def test_replay_times_each_frame_and_the_wait_before_it():
+    class _SlowCompleter:
+        def complete(self, rgb, sparse):
+            time.sleep(0.02)
+            return sparse.copy()
+
+    class _Learnerless:
+        """The adapter's inference-side interface, with no learner behind it."""
+
+        enabled = False
+
+        def priority(self):
+            return PriorityGate().inference()
+
+        def observe(self, *args):
+            return False
+
+        def stats(self):
+            return {"learner_steps": 0, "swaps": 0, "held_out_error_m": float("nan")}
+
+    sparse = np.full((4, 5), 2.0, np.float32)
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    frames = [StreamFrame(rgb, sparse, np.eye(3), 0.1 * i, sparse) for i in range(3)]
+    out = replay(_SlowCompleter(), _Learnerless(), frames, speed=1.0)
+    assert [f.rmse for f in out] == [0.0] * 3
+    assert all(0.02 <= f.latency_s < 0.08 for f in out)
+    # Frames come 0.1 s apart and take 0.02 s: about 0.08 s of waiting before each later frame.
+    assert all(0.05 < f.idle_before_s < 0.1 for f in out[1:])
