@@ -31,8 +31,10 @@ _SETTINGS = {
     "holdout_frames": "Size of the held-out slice (its newest frames).",
     "hide_fraction": "Share of a held-out frame's measurements hidden from the input; the error there (m) "
                     "is the drift guard's estimate.",
-    "guard_tolerance": "Swap new weights in only while their held-out error is at most (1 + this) x the "
-                       "current one; otherwise roll back.",
+    "guard_tolerance": "Swap new weights in while their held-out error is at most (1 + this) x the best "
+                       "published one ...",
+    "guard_significance": "... or while the rise, point by point, is within this many standard errors of its "
+                          "mean (noise); otherwise roll back.",
     "swap_every": "Learner steps between guarded weight swaps.",
     "batch_size": "Frames per learner step.",
     "max_step_rate_hz": "Learner steps per second at most; 0 = as fast as the idle compute allows.",

@@ -14,6 +14,7 @@ from torch import nn
 from selfdc_core.adaptation import DoubleBufferedModel, PriorityGate, adaptation_config, attach_yield_points
 from selfdc_core.adaptation.buffer import GapFilter, ReplayBuffer
 from selfdc_core.adaptation.frames import LearnerFrame, degenerate_labels
+from selfdc_core.adaptation.guard import DriftGuard
 from selfdc_core.adaptation.holdout import choose_hidden, held_out_error
 from selfdc_core.adaptation.learner import Learner, build_learner_model
 from selfdc_core.adaptation.replay import StreamFrame, replay
@@ -44,6 +45,8 @@ def test_config_defaults_and_errors_name_the_key():
         adaptation_config({"hide_fraction": 1.5})
     with pytest.raises(ValueError, match="adaptation.batch_size"):
         adaptation_config({"batch_size": 0})
+    with pytest.raises(ValueError, match="adaptation.guard_significance"):
+        adaptation_config({"guard_significance": -1.0})
     assert adaptation_config({"generator": "slic"})["generator_kwargs"] == {}
 
 
@@ -139,6 +142,63 @@ def test_hidden_points_and_held_out_error_in_metres():
     assert seen[-1] is None
     few = _frame(h=2, w=2)
     assert choose_hidden(few.sparse, 0.1, rng).sum() == 1  # at least one point
+
+
+# ---------------------------------------------------------------------- drift guard
+class _FixedDepth(nn.Module):
+    """Predicts one depth map whatever it sees, so the test sets its error at every hidden point."""
+
+    def __init__(self, depth):
+        super().__init__()
+        self.register_buffer("depth", torch.tensor(depth, dtype=torch.float32))  # a copy
+
+    def forward(self, rgb, sparse):
+        return {"depth": self.depth.expand(sparse.shape[0], 1, *self.depth.shape).clone()}
+
+
+def test_guard_rejects_harmful_updates_and_nonfinite_weights_but_not_noise():
+    frame = _frame(h=20, w=20, value=3.0)
+    frame.hidden = frame.sparse > 0  # 100 hidden points at 3 m
+    points = np.flatnonzero(frame.hidden)
+    start = frame.sparse.copy()
+    start.flat[points] += 0.3 * np.resize([1.0, -1.0], points.size)  # 0.3 m error everywhere
+    guard = DriftGuard(_FixedDepth(start), tolerance=0.1, device=torch.device("cpu"), significance=3.0)
+
+    def judge(depth, version=0):
+        candidate = _FixedDepth(depth)
+        accept, error = guard.judge(candidate, [frame], version)
+        return accept, error, candidate
+
+    # Two points of 100 move to 1.8 m error: the RMSE rises 30%, beyond the tolerance, but the paired
+    # rise is 1.4 standard errors of its mean: noise of a small slice, and the weights are swapped in.
+    noisy = start.copy()
+    noisy.flat[points[:2]] = 3.0 + 1.8
+    accept, error, candidate = judge(noisy)
+    assert accept and error == pytest.approx(np.sqrt(0.09 + 2 * (1.8 ** 2 - 0.09) / 100))
+    assert error > 1.1 * guard.best_error
+    guard.accept(candidate.state_dict(), error)
+    assert guard.best_error == pytest.approx(0.3)  # the best stays the best
+    # The same rise is not noise to a stricter guard.
+    strict = DriftGuard(_FixedDepth(start), tolerance=0.1, device=torch.device("cpu"), significance=1.0)
+    assert not strict.judge(_FixedDepth(noisy), [frame], 0)[0]
+    # A harmful update raises the error at every point: rejected.
+    assert not judge(start + 0.5)[0]
+    # Non-finite depth at one hidden point: rejected, whatever the rest.
+    broken = frame.sparse.copy()
+    broken.flat[points[0]] = np.nan
+    accept, error, _ = judge(broken)
+    assert not accept and error == np.inf
+    # Perfect weights become the best; the start, uniformly worse than them, is then rejected: small
+    # losses cannot add up from swap to swap.
+    accept, error, candidate = judge(frame.sparse)
+    assert accept and error == 0.0
+    guard.accept(candidate.state_dict(), error)
+    assert guard.best_error == 0.0 and not judge(start)[0]
+    # A new held-out slice is scored afresh from the published weights (1 m off at 4 m points).
+    farther = _frame(h=20, w=20, value=4.0)
+    farther.hidden = frame.hidden
+    accept, error = guard.judge(_FixedDepth(start), [farther], 1)
+    assert guard.best_error == pytest.approx(1.0) and accept and error == pytest.approx(np.sqrt(1.09))
 
 
 # ---------------------------------------------------------------------- atomic swaps

@@ -68,7 +68,7 @@ class OnlineAdapter:
         self.buffer = ReplayBuffer(cfg["buffer_frames"], cfg["buffer_mb"], cfg["holdout_every"],
                                    cfg["holdout_frames"])
         self.guard = DriftGuard(self.reference, cfg["guard_tolerance"], self.device,
-                                completer.autocast_dtype)
+                                completer.autocast_dtype, cfg["guard_significance"])
         self.gap = GapFilter(cfg["min_gap_s"], cfg["min_translation_m"], cfg["min_rotation_deg"])
         self.generator = resolve_generator({"name": cfg["generator"], **cfg["generator_kwargs"]})
         self.counters = AdaptationStats()

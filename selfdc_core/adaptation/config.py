@@ -27,6 +27,9 @@ DEFAULTS: dict = {
     # Swap while the held-out error is at most (1 + this) x the best published one. 10%: a few dozen
     # hidden points make a noisy estimate, and at 2% the guard rolled back most of a learner's progress.
     "guard_tolerance": 0.1,
+    # ... or while the rise, paired point by point, is within this many standard errors of its mean:
+    # a rise that is only noise of a few dozen points is not a reason to throw the learner's steps away.
+    "guard_significance": 3.0,
     "swap_every": 4,  # learner steps between guarded swaps
     "batch_size": 2,
     "max_step_rate_hz": 0.0,  # learner steps per second at most; 0 = as fast as idle compute allows
@@ -44,7 +47,7 @@ DEFAULTS: dict = {
 _POSITIVE_INT = ("buffer_frames", "holdout_every", "holdout_frames", "swap_every", "batch_size",
                  "min_sparse_points")
 _NON_NEGATIVE = ("buffer_mb", "min_gap_s", "min_translation_m", "min_rotation_deg", "guard_tolerance",
-                 "max_step_rate_hz", "l2sp_weight", "save_every_s")
+                 "guard_significance", "max_step_rate_hz", "l2sp_weight", "save_every_s")
 
 
 def _number(value) -> bool:
