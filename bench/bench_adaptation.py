@@ -104,6 +104,8 @@ def run_frozen(checkpoint: Path, stream: list, idle_s: list[float] | None = None
 def run_adapted(checkpoint: Path, stream: list, config: dict, steps_per_frame: int) -> dict:
     """The stream through an OnlineAdapter: complete, score, then observe. steps_per_frame 0: in real
     time (its stamps); N > 0: the next frame comes once the learner took N steps (load-independent)."""
+    from tqdm import tqdm
+
     from selfdc_core.adaptation import OnlineAdapter
     from selfdc_core.adaptation.replay import replay
     from selfdc_core.inference import DepthCompleter
@@ -115,8 +117,9 @@ def run_adapted(checkpoint: Path, stream: list, config: dict, steps_per_frame: i
     adapter.start()
     start = time.perf_counter()
     try:
-        frames = replay(completer, adapter, stream, speed=0.0 if steps_per_frame else 1.0,
-                        steps_per_frame=steps_per_frame, max_depth=MAX_DEPTH)
+        frames = replay(completer, adapter, tqdm(stream, desc="adapting", unit="frame"),
+                        speed=0.0 if steps_per_frame else 1.0, steps_per_frame=steps_per_frame,
+                        max_depth=MAX_DEPTH)
     finally:
         adapter.stop(save=False)
     return {"rmse": [f.rmse for f in frames], "latency": [f.latency_s for f in frames],

@@ -14,7 +14,7 @@ examples:
       --set optim.lr=5e-4 --set min_gap_s=0.2 --sparse-topic /tof/depth
 
 --set takes the node's adaptation.* keys without the prefix (see config/completion.yaml), e.g.
-buffer_frames=64, guard_tolerance=0.02, l2sp_weight=1e-3, loss.w_seg=0.1, optim.lr=1e-4.
+buffer_frames=64, guard_significance=2.0, l2sp_weight=1e-3, loss.w_seg=0.1, optim.lr=1e-4.
 The loss defaults to the one stored in the --init checkpoint (the objective it was trained with).
 """
 
@@ -70,6 +70,8 @@ def settings_from(pairs: list[str]) -> dict:
 
 def stream_frames(args):
     """The bag's synchronised frames in recorded order (the rosbag dataset's extraction and cache)."""
+    from tqdm import tqdm
+
     from selfdc_core.adaptation.replay import StreamFrame
     from selfdc_core.data.rosbag import RosbagDataset
 
@@ -77,7 +79,7 @@ def stream_frames(args):
                             image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
                             sparse_topic=args.sparse_topic, gt_topic=args.gt_topic, typestore=args.typestore,
                             sync_slop=args.sync_slop, with_gt="auto", augment=False)
-    for i in range(len(dataset)):
+    for i in tqdm(range(len(dataset)), desc="replaying", unit="frame"):
         frame = dataset.read(i)
         yield StreamFrame(frame.rgb, frame.sparse, frame.K, dataset.stamp(i) / 1e9, frame.gt)
 
