@@ -65,12 +65,13 @@ class DriftGuard:
             return True, error
         return not significantly_worse(self._candidate_errors, self.best_errors, self.significance), error
 
-    def accept(self, state: dict, error: float) -> None:
-        """The judged candidate was published: it becomes the reference (and the best, if it is)."""
+    def accept(self, state: dict) -> None:
+        """The last judged candidate (weights `state`) was published: it becomes the reference, and the
+        best if it is."""
         with torch.no_grad():
             self.reference.load_state_dict(state, strict=True)
-        self.reference_error = error
-        if not math.isfinite(self.best_error) or error < self.best_error:
+        self.reference_error = pooled_rmse(self._candidate_errors)
+        if not math.isfinite(self.best_error) or self.reference_error < self.best_error:
             self.best_errors = self._candidate_errors
 
     def published_state(self) -> dict:

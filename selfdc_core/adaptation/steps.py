@@ -132,7 +132,7 @@ class LearnerLoop:
         if accept:
             state = a.learner.inference_state()
             a.inference.publish(state)
-            a.guard.accept(state, error)
+            a.guard.accept(state)
             a.learner.accept()
             a.counters.add("swaps")
         else:
