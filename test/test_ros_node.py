@@ -82,9 +82,8 @@ def test_lidar_frames_are_completed_with_camera_header(lidar_harness, frames):
     base = time.time_ns()  # stamps near "now", so the node's latency figures are meaningful
     stamps = [base + k * PERIOD_NS for k in range(len(frames))]
     for k, (frame, stamp) in enumerate(zip(frames, stamps, strict=True)):
-        # The approximate-time policy emits a set when the next image shows that no closer one can
-        # come, and the node keeps only the newest waiting set; so set k-1 is emitted by frame k and
-        # frame k is sent only once set k-2 is done, or a loaded machine would see sets superseded.
+        # Frame k's image releases set k-1 (no closer set can come after it), and the node keeps only
+        # the newest waiting set: frame k goes out once set k-2 is done, so no set is superseded.
         if k >= 2:
             h.depth_for(stamps[k - 2])
         # The cloud is stamped 3 ms after the image: approximate, not exact, synchronisation.
